@@ -1,0 +1,139 @@
+"""Wires every long-lived part together, in one place, and starts and stops them in order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+
+from bot.commands.builtin import BuiltinCommands
+from bot.commands.registry import CommandRegistry, CommandSpec
+from bot.core import Core, Feature
+from bot.demo import load_demo_if_empty
+from bot.events import Inbound, Outbound
+from bot.outbox import Outbox
+from bot.ports import Adapter
+from bot.router import ConversationHandler, MessageObserver, Router
+from bot.settings import Settings
+from bot.storage.store import Store
+from bot.tenancy import Tenancy
+from lm_service.api import LMClient
+
+log = logging.getLogger(__name__)
+
+
+class _Builtins:
+    def __init__(self, core: Core) -> None:
+        self._commands = BuiltinCommands(core.registry, core.store)
+
+    def commands(self) -> list[CommandSpec]:
+        return self._commands.specs()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+def build_features(core: Core) -> list[Feature]:
+    """Every feature of the product, in start order. A feature that answers members is a
+    `ConversationHandler`; one that learns from every message is a `MessageObserver`."""
+    features: list[Feature] = [_Builtins(core)]
+    return features
+
+
+class App:
+    """The whole bot. `lm` may be passed in (tests share one loaded model); otherwise it is
+    built from the settings and owned by the app."""
+
+    def __init__(self, settings: Settings, adapters: Sequence[Adapter] = (),
+                 lm: LMClient | None = None) -> None:
+        self.settings = settings
+        self.adapters = list(adapters)
+        self.store = Store(settings.redis_url, settings.data_dir)
+        self._owns_lm = lm is None
+        self.lm: LMClient = lm if lm is not None else _build_lm(settings)
+        self.registry = CommandRegistry()
+        self.outbox = Outbox()
+        self.tenancy = Tenancy(self.store, settings.merchant, settings.admin_ids)
+        self.core = Core(settings, self.store, self.lm, self.tenancy, self.registry, self.outbox)
+        self.features = build_features(self.core)
+        for feature in self.features:
+            self.registry.register_all(feature.commands())
+        conversation = next(
+            (f for f in self.features if hasattr(f, "answer")), None
+        )
+        observers = [f for f in self.features if hasattr(f, "observe")]
+        self.router = Router(
+            self.registry, self.tenancy,
+            conversation=_as_conversation(conversation),
+            observers=[_as_observer(o) for o in observers],
+        )
+        self._started: list[str] = []
+
+    async def start(self) -> None:
+        await self.store.start()
+        self._started.append("store")
+        await self.store.register_merchant(self.settings.merchant)
+        if self._owns_lm:
+            await self.lm.start()
+            self._started.append("lm")
+        for feature in self.features:
+            await feature.start()
+        self._started.append("features")
+        await load_demo_if_empty(self.core, self.features)
+        for adapter in self.adapters:
+            self.outbox.attach(adapter)
+            await adapter.start(self)
+        self._started.append("adapters")
+        log.info("Shopkeep started with %d adapter(s)", len(self.adapters))
+
+    async def stop(self) -> None:
+        """Stop taking messages first, then let work in flight finish, then close storage."""
+        if "adapters" in self._started:
+            for adapter in reversed(self.adapters):
+                try:
+                    await adapter.stop()
+                except Exception:
+                    log.exception("adapter %s did not stop cleanly", adapter.platform)
+            self.outbox.detach_all()
+        await self.router.drain()
+        if "features" in self._started:
+            for feature in reversed(self.features):
+                try:
+                    await feature.stop()
+                except Exception:
+                    log.exception("feature %s did not stop cleanly", type(feature).__name__)
+        if "lm" in self._started:
+            await self.lm.stop()
+        if "store" in self._started:
+            await self.store.stop()
+        self._started.clear()
+
+    async def handle(self, inbound: Inbound) -> list[Outbound]:
+        """One message through the whole pipeline (what adapters call)."""
+        return await self.router.handle(inbound)
+
+    @property
+    def commands(self) -> list[CommandSpec]:
+        return self.registry.all()
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.store.redis
+
+
+def _as_conversation(feature: object | None) -> ConversationHandler | None:
+    return feature  # type: ignore[return-value]
+
+
+def _as_observer(feature: object) -> MessageObserver:
+    return feature  # type: ignore[return-value]
+
+
+def _build_lm(settings: Settings) -> LMClient:
+    from lm_service.client import create_lm_client
+
+    return create_lm_client(settings, redis=None)

@@ -1,0 +1,242 @@
+"""The `shopkeep` command line: run the bot, ask it one thing, import data, serve the model."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, ShopkeepError
+from bot.events import Inbound, MemberRef, Outbound, Platform, Privilege
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger("shopkeep")
+
+DESCRIPTION = """\
+Shopkeep answers your community's questions from your own FAQ and catalog, learns what each
+member is interested in, and posts campaigns written for them — on Discord, Telegram and a
+console, from one language-model brain.
+
+Start here:
+  shopkeep run                      chat with the bot in this terminal (demo shop, no tokens)
+  shopkeep ask "do you ship to Canada?" --json
+  shopkeep import faq my-faq.yaml   load your own FAQ (YAML, JSON or CSV)
+
+Settings come from SHOPKEEP_* environment variables or shopkeep.toml; see the README.
+"""
+
+
+def _version() -> str:
+    try:
+        return version("shopkeep")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shopkeep", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"shopkeep {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="start the bot on every platform whose token is set (console if none)",
+        description="Start Shopkeep. Connects to Discord when DISCORD_TOKEN is set and to "
+        "Telegram when TELEGRAM_TOKEN is set; with neither (or with --console) you chat with "
+        "it in this terminal. Without SHOPKEEP_REDIS_URL an embedded Redis keeps its data in "
+        "SHOPKEEP_DATA_DIR (./var), and the demo shop is loaded into an empty store.",
+    )
+    run.add_argument("--console", action="store_true", help="chat in this terminal as well")
+    run.add_argument("--as", dest="role", default="member",
+                     choices=[p.name.lower() for p in Privilege],
+                     help="your role in the console (moderator to try moderator commands)")
+    run.add_argument("--user", default="you", help="your member name in the console")
+    run.add_argument("--merchant", help="merchant the console speaks for (default: default)")
+
+    ask = sub.add_parser(
+        "ask", help="send one message through the whole pipeline and print the answer",
+        description="Send one message as a member and print the reply. Text starting with / "
+        "runs that command. With --batch, answers every line of a JSON-lines file "
+        "({\"q\": ..., \"user\": ...}) concurrently and prints one JSON object per line, in "
+        "order.",
+    )
+    ask.add_argument("text", nargs="?", help="the message, e.g. \"do you ship to Canada?\"")
+    ask.add_argument("--merchant", help="merchant to ask (default: default)")
+    ask.add_argument("--user", default="cli-user", help="member id to ask as")
+    ask.add_argument("--role", default="member", choices=[p.name.lower() for p in Privilege])
+    ask.add_argument("--json", action="store_true",
+                     help='print {"reply", "citations", "answered", "latency_ms"}')
+    ask.add_argument("--batch", type=Path, metavar="FILE.jsonl",
+                     help="answer every line of this file concurrently")
+
+    worker = sub.add_parser(
+        "lm-worker", help="serve the language model to other Shopkeep processes via Redis",
+        description="Consume generation and embedding requests from the Redis Streams group "
+        "that bots with SHOPKEEP_LM_BACKEND=remote write to. Needs SHOPKEEP_REDIS_URL.",
+    )
+    worker.add_argument("--redis-url", help="defaults to SHOPKEEP_REDIS_URL")
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"shopkeep: {exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings, quiet=args.command in ("ask", "import"))
+    handler = COMMANDS[args.command]
+    try:
+        return asyncio.run(handler(settings, args))
+    except (ShopkeepError, ValueError) as exc:
+        print(f"shopkeep: {getattr(exc, 'message', exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _configure_logging(settings: Settings, quiet: bool) -> None:
+    from bot.logs import configure
+
+    configure(settings.log_level if not quiet else "WARNING", json_lines=settings.log_json)
+
+
+async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from adapters import build_adapters
+    from adapters.console import ConsoleAdapter
+    from bot.app import App
+
+    adapters = build_adapters(settings)
+    console = None
+    if args.console or not adapters:
+        console = ConsoleAdapter(user=args.user, role=Privilege.parse(args.role),
+                                 merchant=args.merchant)
+        adapters.append(console)
+    app = App(settings, adapters=adapters)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    from bot.progress import status
+
+    with status("Starting Shopkeep (loading the models takes a few seconds)..."):
+        await app.start()
+    try:
+        waiters = [asyncio.create_task(stop.wait())]
+        if console is not None:
+            waiters.append(asyncio.create_task(console.closed.wait()))
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+    finally:
+        await app.stop()
+    return 0
+
+
+async def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import App
+
+    if not args.text and not args.batch:
+        raise ConfigError("Give the message to send, or --batch FILE.jsonl.")
+    questions = _read_batch(args.batch) if args.batch else [{"q": args.text}]
+    app = App(settings)
+    from bot.progress import status
+
+    with status("Loading the models..."):
+        await app.start()
+    try:
+        role = Privilege.parse(args.role)
+
+        async def one(item: dict[str, Any]) -> dict[str, Any]:
+            started = time.perf_counter()
+            user = str(item.get("user") or args.user)
+            inbound = Inbound(
+                platform=Platform.CONSOLE, member=MemberRef(Platform.CONSOLE, user, user),
+                text=str(item["q"]), privilege=role, merchant=args.merchant, mentions_bot=True,
+            )
+            replies = await app.handle(inbound)
+            return _ask_result(replies, time.perf_counter() - started)
+
+        results = await asyncio.gather(*(one(q) for q in questions))
+        await app.router.drain()
+    finally:
+        await app.stop()
+    for result in results:
+        if args.json or args.batch:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            print(result["reply"])
+            if result["citations"]:
+                print("Sources: " + " · ".join(c["title"] for c in result["citations"]))
+    return 0
+
+
+def _read_batch(path: Path) -> list[dict[str, Any]]:
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path.name} line {number}: not valid JSON ({exc.msg}).") from None
+        if not isinstance(item, dict) or not isinstance(item.get("q"), str):
+            raise ConfigError(f'{path.name} line {number}: expected {{"q": "your question"}}.')
+        items.append(item)
+    return items
+
+
+def _ask_result(replies: list[Outbound], seconds: float) -> dict[str, Any]:
+    citations = [c.as_dict() for r in replies for c in r.citations]
+    return {
+        "reply": "\n\n".join(r.text for r in replies),
+        "citations": [{k: v for k, v in c.items() if k in ("kind", "id", "title")}
+                      for c in citations],
+        "answered": bool(replies) and all(r.answered for r in replies),
+        "latency_ms": round(seconds * 1000, 1),
+    }
+
+
+async def cmd_lm_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from lm_service.worker import run_worker
+
+    url = args.redis_url or settings.redis_url
+    if not url:
+        raise ConfigError("lm-worker needs SHOPKEEP_REDIS_URL (or --redis-url): the bot and "
+                          "the workers must share one Redis server.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await run_worker(settings, url, stop_event=stop)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int]]] = {
+    "run": cmd_run,
+    "ask": cmd_ask,
+    "lm-worker": cmd_lm_worker,
+}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Decides what an inbound message is — a command, a question for the bot, or chatter — and
+sends it where it belongs. Every error ends here as a reply fit for a member."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import Protocol
+
+from bot.commands.registry import CommandContext, CommandRegistry, CommandResult, CommandSpec
+from bot.errors import MissingPermission, ServiceBusy, StorageUnavailable, UserFacingError
+from bot.events import Inbound, Outbound, Privilege
+from bot.storage.store import CONNECTION_ERRORS
+from bot.tenancy import Tenancy
+from lm_service.api import LMBusy, LMTimeout, LMUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class ConversationHandler(Protocol):
+    """Answers a member's message that is addressed to the bot (the reply pipeline)."""
+
+    async def answer(self, inbound: Inbound, merchant: str) -> list[Outbound]: ...
+
+
+class MessageObserver(Protocol):
+    """Learns from every non-command message (profiles, analytics); must never raise."""
+
+    async def observe(self, inbound: Inbound, merchant: str) -> None: ...
+
+
+class Router:
+    def __init__(
+        self,
+        registry: CommandRegistry,
+        tenancy: Tenancy,
+        conversation: ConversationHandler | None = None,
+        observers: Iterable[MessageObserver] = (),
+    ) -> None:
+        self.registry = registry
+        self.tenancy = tenancy
+        self.conversation = conversation
+        self.observers = list(observers)
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def handle(self, inbound: Inbound) -> list[Outbound]:
+        """The adapters' entry point: returns the replies to send (often none)."""
+        try:
+            merchant = await self.tenancy.merchant_for(inbound)
+            if inbound.command is not None or inbound.text.lstrip().startswith("/"):
+                return await self._run_command(inbound, merchant)
+            self._observe(inbound, merchant)
+            if self.conversation is None or not await self.tenancy.should_answer(
+                inbound, merchant
+            ):
+                return []
+            return await self.conversation.answer(inbound, merchant)
+        except UserFacingError as exc:
+            return [_reply(inbound, exc.message, private=True)]
+        except CONNECTION_ERRORS:
+            log.warning("storage unreachable while handling %s", inbound.message_id)
+            return [_reply(inbound, StorageUnavailable().message)]
+        except LMBusy:
+            return [_reply(inbound, ServiceBusy().message)]
+        except LMTimeout:
+            return [_reply(inbound, "That took me too long to think through — please ask "
+                                    "again in a moment.")]
+        except LMUnavailable:
+            log.exception("language model unavailable")
+            return [_reply(inbound, "My language model is not available right now; the team "
+                                    "has been told.")]
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("error %s while handling message %s", error_id, inbound.message_id)
+            return [_reply(inbound, f"Sorry, something went wrong on my side (error {error_id})."
+                                    " The team can look it up.", private=True)]
+
+    async def drain(self) -> None:
+        """Wait for background observers to finish (shutdown and tests)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
+    async def _run_command(self, inbound: Inbound, merchant: str) -> list[Outbound]:
+        if inbound.command is not None:
+            spec = self.registry.get(inbound.command.name)
+            if spec is None:
+                return await self._run_text_command(inbound, merchant, f"/{inbound.command.name}")
+            args = self.registry.coerce(spec, inbound.command.args, inbound.attachments)
+        else:
+            return await self._run_text_command(inbound, merchant, inbound.text)
+        return await self._invoke(spec, args, inbound, merchant)
+
+    async def _run_text_command(self, inbound: Inbound, merchant: str,
+                                text: str) -> list[Outbound]:
+        spec, args = self.registry.parse_text(text, inbound.attachments)
+        return await self._invoke(spec, args, inbound, merchant)
+
+    async def _invoke(self, spec: CommandSpec, args: dict[str, object], inbound: Inbound,
+                      merchant: str) -> list[Outbound]:
+        privilege = await self.tenancy.privilege_of(inbound, merchant)
+        if privilege < spec.privilege:
+            raise MissingPermission(
+                f"/{spec.name} is for {spec.privilege.name.lower()}s only. "
+                "Type /help to see what you can run."
+            )
+        ctx = CommandContext(inbound=inbound, merchant=merchant, privilege=privilege,
+                             args=dict(args), keys=self.tenancy.store.keys(merchant))
+        result = await spec.handler(ctx)
+        return _normalise(result, inbound, spec.private)
+
+    def _observe(self, inbound: Inbound, merchant: str) -> None:
+        for observer in self.observers:
+            task = asyncio.create_task(self._safe_observe(observer, inbound, merchant))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    @staticmethod
+    async def _safe_observe(observer: MessageObserver, inbound: Inbound, merchant: str) -> None:
+        try:
+            await observer.observe(inbound, merchant)
+        except Exception:
+            log.exception("observer %s failed on %s", type(observer).__name__,
+                          inbound.message_id)
+
+
+def _reply(inbound: Inbound, text: str, private: bool = False) -> Outbound:
+    return Outbound(text=text, reply_to=inbound.message_id, private=private)
+
+
+def _normalise(result: CommandResult, inbound: Inbound, private: bool) -> list[Outbound]:
+    if result is None:
+        return []
+    if isinstance(result, str):
+        return [_reply(inbound, result, private=private)]
+    if isinstance(result, Outbound):
+        result = [result]
+    return [
+        out if out.reply_to or out.destination else _with_reply_to(out, inbound, private)
+        for out in result
+    ]
+
+
+def _with_reply_to(out: Outbound, inbound: Inbound, private: bool) -> Outbound:
+    from dataclasses import replace
+
+    return replace(out, reply_to=inbound.message_id, private=out.private or private)
+
+
+__all__ = ["ConversationHandler", "MessageObserver", "Privilege", "Router"]

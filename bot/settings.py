@@ -1,0 +1,161 @@
+"""All settings in one validated model: `SHOPKEEP_*` environment variables and `shopkeep.toml`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bot.errors import ConfigError
+
+CONFIG_FILE_ENV = "SHOPKEEP_CONFIG"
+SECRET_FIELDS = ("discord_token", "telegram_token", "lm_openai_api_key")
+
+
+class Settings(BaseSettings):
+    """Shopkeep's settings. Every field is `SHOPKEEP_<NAME>` in the environment (tokens are
+    `DISCORD_TOKEN` and `TELEGRAM_TOKEN`), or `<name> = ...` in `shopkeep.toml`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPKEEP_", extra="forbid", populate_by_name=True, validate_default=True
+    )
+
+    # Storage
+    redis_url: str | None = Field(
+        None, description="Redis/Valkey URL; unset starts an embedded Redis under data_dir."
+    )
+    data_dir: Path = Field(Path("var"), description="Where the embedded Redis and caches live.")
+    merchant: str = Field("default", description="Merchant that unconfigured communities join.")
+    demo_shop: bool = Field(True, description="Load the demo shop when the store is empty.")
+
+    # Language models
+    lm_backend: Literal["local", "remote", "openai"] = Field(
+        "local", description="local: in-process engine; remote: lm-worker processes over Redis "
+        "Streams; openai: an OpenAI-compatible HTTP server."
+    )
+    lm_model: str | None = Field(None, description="GGUF file or Hugging Face model folder.")
+    embed_model: str | None = Field(None, description="Sentence-embedding model folder.")
+    lm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    lm_threads: int | None = Field(None, ge=1, description="Torch threads (default: cores).")
+    lm_max_batch: int = Field(16, ge=1, le=256)
+    lm_max_queue: int = Field(256, ge=1)
+    lm_timeout_s: float = Field(30.0, gt=0, description="Longest a member waits for the model.")
+    lm_openai_url: str | None = Field(None, description="Base URL, e.g. http://vllm:8000/v1.")
+    lm_openai_model: str = "default"
+    lm_openai_api_key: SecretStr | None = None
+
+    # Platforms
+    discord_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("DISCORD_TOKEN", "SHOPKEEP_DISCORD_TOKEN")
+    )
+    discord_api_url: str = "https://discord.com/api/v10"
+    discord_gateway_url: str = "wss://gateway.discord.gg/"
+    discord_shards: int | None = Field(None, ge=1)
+    telegram_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("TELEGRAM_TOKEN", "SHOPKEEP_TELEGRAM_TOKEN")
+    )
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_mode: Literal["polling", "webhook"] = "polling"
+    telegram_webhook_url: str | None = None
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535)
+    admin_ids: list[str] = Field(
+        default_factory=list,
+        description="Accounts always treated as admins, as platform:user_id "
+        "(e.g. telegram:12345).",
+    )
+
+    # Behaviour
+    timezone: str = "UTC"
+    member_messages_per_minute: int = Field(6, ge=1)
+    community_messages_per_minute: int = Field(60, ge=1)
+    community_daily_tokens: int = Field(200_000, ge=1)
+    profile_retention_days: int = Field(365, ge=1)
+    max_message_chars: int = Field(4000, ge=100)
+
+    # Operations
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = False
+    metrics_port: int | None = Field(None, ge=1, le=65535)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get(CONFIG_FILE_ENV, "shopkeep.toml"))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_path.is_file():
+            sources.append(_SecretFreeToml(settings_cls, toml_path))
+        return tuple(sources)
+
+
+class _SecretFreeToml(TomlConfigSettingsSource):
+    """The TOML file may not hold secrets: they belong in the environment."""
+
+    def __call__(self) -> dict[str, Any]:
+        data = super().__call__()
+        for name in SECRET_FIELDS:
+            if name in data:
+                raise ConfigError(
+                    f"{name} must not be written in shopkeep.toml; set it in the environment "
+                    f"({_env_name(name)}) instead."
+                )
+        return data
+
+
+def _env_name(field_name: str) -> str:
+    if field_name in ("discord_token", "telegram_token"):
+        return field_name.upper()
+    return "SHOPKEEP_" + field_name.upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, turning validation errors into one plain sentence per problem.
+
+    Raises:
+        ConfigError: naming the setting, the value given and what is allowed.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+
+
+def _explain(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = err.get("loc") or ("?",)
+        name = str(loc[0])
+        field = Settings.model_fields.get(name)
+        env = _env_name(name) if field else name
+        given = err.get("input")
+        allowed = err.get("msg", "invalid value")
+        if err.get("type") == "extra_forbidden":
+            lines.append(f"Unknown setting {name!r} in shopkeep.toml.")
+            continue
+        lines.append(f"Setting {env} has an invalid value {given!r}: {allowed.lower()}.")
+    return " ".join(lines)
