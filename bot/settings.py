@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
+    SettingsError,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
@@ -66,7 +68,7 @@ class Settings(BaseSettings):
     telegram_mode: Literal["polling", "webhook"] = "polling"
     telegram_webhook_url: str | None = None
     telegram_webhook_port: int = Field(8443, ge=1, le=65535)
-    admin_ids: list[str] = Field(
+    admin_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Accounts always treated as admins, as platform:user_id "
         "(e.g. telegram:12345).",
@@ -84,6 +86,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
     metrics_port: int | None = Field(None, ge=1, le=65535)
+
+    # Operations: health/metrics server and shutdown (issue 10)
+    metrics_host: str = Field("127.0.0.1", description="Address the /healthz, /readyz and "
+                              "/metrics server binds to (0.0.0.0 in a container).")
+    shutdown_timeout_s: float = Field(20.0, gt=0, le=600, description="Longest a graceful "
+                                      "stop may take before the rest is abandoned.")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -118,8 +126,9 @@ class _SecretFreeToml(TomlConfigSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         data = super().__call__()
+        written = {str(k).lower() for k in self.toml_data}
         for name in SECRET_FIELDS:
-            if name in data:
+            if name in written or _env_name(name).lower() in written:
                 raise ConfigError(
                     f"{name} must not be written in shopkeep.toml; set it in the environment "
                     f"({_env_name(name)}) instead."
@@ -143,6 +152,8 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_explain(exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(f"A setting could not be read: {exc}.") from None
 
 
 def _explain(exc: ValidationError) -> str:

@@ -165,7 +165,10 @@ class CommandRegistry:
             if arg.kind == ArgKind.ATTACHMENT:
                 values[arg.name] = _attachment(spec, arg, attachments)
             elif arg.name in raw and raw[arg.name] is not None and raw[arg.name] != "":
-                values[arg.name] = _convert(spec, arg, raw[arg.name])
+                try:
+                    values[arg.name] = _convert(spec, arg, raw[arg.name])
+                except BadArgument as exc:
+                    raise BadArgument(f"{exc.message} Usage: {spec.usage()}") from None
             else:
                 values[arg.name] = _missing(spec, arg)
         unknown = set(raw) - {a.name for a in spec.args}
