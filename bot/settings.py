@@ -11,8 +11,8 @@ from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
-    SettingsError,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -92,6 +92,27 @@ class Settings(BaseSettings):
                               "/metrics server binds to (0.0.0.0 in a container).")
     shutdown_timeout_s: float = Field(20.0, gt=0, le=600, description="Longest a graceful "
                                       "stop may take before the rest is abandoned.")
+
+    # Growth: referrals, account linking, analytics, FAQ gaps, weekly digest (issue 9)
+    referral_stay_days: float = Field(7.0, ge=0, le=365, description="Days an invited member "
+                                      "must stay before the referral counts.")
+    referral_min_messages: int = Field(3, ge=0, le=1000, description="Messages an invited "
+                                       "member must write before the referral counts.")
+    referral_telegram_bot: str | None = Field(None, description="The bot's Telegram username, "
+                                              "for t.me/<bot>?start=ref_<code> invite links.")
+    referral_discord_invite: str | None = Field(None, description="A Discord invite code; "
+                                                "/invite on Discord links https://discord.gg/<code>.")
+    link_code_ttl_s: int = Field(600, ge=30, le=86_400, description="How long a /link code "
+                                 "stays valid.")
+    gap_similarity: float = Field(0.7, gt=0, lt=1, description="Cosine similarity above which "
+                                  "two unanswered questions are the same gap.")
+    gap_max_questions: int = Field(500, ge=1, le=20_000, description="Most recent unanswered "
+                                   "questions that /faq gaps clusters.")
+    digest_enabled: bool = Field(True, description="Post the weekly digest to moderators.")
+    digest_weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    digest_hour: int = Field(9, ge=0, le=23, description="Hour (in timezone) the digest posts.")
+    digest_channel: str | None = Field(None, description="Moderators' channel for the digest, "
+                                       "as platform:channel_id (or set it with /digest channel).")
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -74,7 +74,7 @@ def test_unknown_commands_suggest(registry: CommandRegistry) -> None:
 
 def test_attachment_and_platform_parsed_options(registry: CommandRegistry) -> None:
     file = Attachment("c.csv", b"sku\n")
-    spec, args = registry.parse_text("/catalog import", (file,))
+    _spec, args = registry.parse_text("/catalog import", (file,))
     assert args["file"] is file
     limit = registry.get("limit")
     assert limit is not None

@@ -40,7 +40,7 @@ def test_toml_file_and_secret_refusal(monkeypatch: pytest.MonkeyPatch, tmp_path:
     settings = load_settings()
     assert (settings.merchant, settings.lm_max_queue) == ("acme", 64)
     (tmp_path / "shopkeep.toml").write_text('discord_token = "leak"\n')
-    with pytest.raises(ConfigError, match="must not be written in shopkeep.toml.*DISCORD_TOKEN"):
+    with pytest.raises(ConfigError, match=r"must not be written in shopkeep\.toml.*DISCORD_TOKEN"):
         load_settings()
     (tmp_path / "shopkeep.toml").write_text('colour = "blue"\n')
     with pytest.raises(ConfigError, match="Unknown setting 'colour'"):
