@@ -12,6 +12,8 @@ from bot.commands.registry import CommandRegistry, CommandSpec
 from bot.core import Core, Feature
 from bot.demo import load_demo_if_empty
 from bot.events import Inbound, Outbound
+from bot.ops.instrument import InstrumentedLM
+from bot.ops.server import OpsFeature
 from bot.outbox import Outbox
 from bot.ports import Adapter
 from bot.router import ConversationHandler, MessageObserver, Router
@@ -41,6 +43,7 @@ def build_features(core: Core) -> list[Feature]:
     """Every feature of the product, in start order. A feature that answers members is a
     `ConversationHandler`; one that learns from every message is a `MessageObserver`."""
     features: list[Feature] = [_Builtins(core)]
+    features.append(OpsFeature(core))  # /healthz /readyz /metrics when metrics_port is set
     return features
 
 
@@ -54,7 +57,8 @@ class App:
         self.adapters = list(adapters)
         self.store = Store(settings.redis_url, settings.data_dir)
         self._owns_lm = lm is None
-        self.lm: LMClient = lm if lm is not None else _build_lm(settings)
+        self.lm: LMClient = InstrumentedLM(  # counts LM calls, tokens, latency; knows loaded
+            lm if lm is not None else _build_lm(settings), assume_started=lm is not None)
         self.registry = CommandRegistry()
         self.outbox = Outbox()
         self.tenancy = Tenancy(self.store, settings.merchant, settings.admin_ids)

@@ -147,8 +147,10 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         for waiter in waiters:
             waiter.cancel()
     finally:
-        await app.stop()
-    return 0
+        from bot.ops.shutdown import graceful_stop  # bounded by shutdown_timeout_s
+
+        clean = await graceful_stop(app, settings.shutdown_timeout_s, hard_exit=True)
+    return 0 if clean else 1
 
 
 async def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from typing import TextIO
 
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="-")
 
@@ -17,7 +18,14 @@ class _CorrelationFilter(logging.Filter):
         return True
 
 
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is logged.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "correlation_id", "taskName"}
+
+
 class JsonFormatter(logging.Formatter):
+    """One JSON object per line; fields given with `extra={...}` are included as they are."""
+
     def format(self, record: logging.LogRecord) -> str:
         payload = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
@@ -27,13 +35,17 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
             "correlation_id": getattr(record, "correlation_id", "-"),
         }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in payload:
+                payload[key] = value
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
-        return json.dumps(payload, ensure_ascii=False)
+        return json.dumps(payload, ensure_ascii=False, default=str)
 
 
-def configure(level: str = "INFO", json_lines: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+def make_handler(stream: TextIO, json_lines: bool = False) -> logging.Handler:
+    """A handler stamping each record with the current message's correlation id."""
+    handler = logging.StreamHandler(stream)
     handler.addFilter(_CorrelationFilter())
     if json_lines:
         handler.setFormatter(JsonFormatter())
@@ -41,6 +53,11 @@ def configure(level: str = "INFO", json_lines: bool = False) -> None:
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)-7s %(name)s [%(correlation_id)s] %(message)s"
         ))
+    return handler
+
+
+def configure(level: str = "INFO", json_lines: bool = False) -> None:
+    handler = make_handler(sys.stderr, json_lines)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -12,6 +12,7 @@ from typing import Protocol
 from bot.commands.registry import CommandContext, CommandRegistry, CommandResult, CommandSpec
 from bot.errors import MissingPermission, ServiceBusy, StorageUnavailable, UserFacingError
 from bot.events import Inbound, Outbound, Privilege
+from bot.ops.metrics import MessageMeter
 from bot.storage.store import CONNECTION_ERRORS
 from bot.tenancy import Tenancy
 from lm_service.api import LMBusy, LMTimeout, LMUnavailable
@@ -44,9 +45,16 @@ class Router:
         self.conversation = conversation
         self.observers = list(observers)
         self._background: set[asyncio.Task[None]] = set()
+        self.meter = MessageMeter()  # metrics, correlation id, messages in flight
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """The adapters' entry point: returns the replies to send (often none)."""
+        with self.meter.track(inbound) as handling:
+            replies = await self._handle(inbound)
+            self.meter.replied(handling, replies)
+            return replies
+
+    async def _handle(self, inbound: Inbound) -> list[Outbound]:
         try:
             merchant = await self.tenancy.merchant_for(inbound)
             if inbound.command is not None or inbound.text.lstrip().startswith("/"):
@@ -58,27 +66,34 @@ class Router:
                 return []
             return await self.conversation.answer(inbound, merchant)
         except UserFacingError as exc:
+            self.meter.note("user_error")
             return [_reply(inbound, exc.message, private=True)]
         except CONNECTION_ERRORS:
+            self.meter.note("storage_down")
             log.warning("storage unreachable while handling %s", inbound.message_id)
             return [_reply(inbound, StorageUnavailable().message)]
         except LMBusy:
+            self.meter.note("lm_busy")
             return [_reply(inbound, ServiceBusy().message)]
         except LMTimeout:
+            self.meter.note("lm_timeout")
             return [_reply(inbound, "That took me too long to think through — please ask "
                                     "again in a moment.")]
         except LMUnavailable:
+            self.meter.note("lm_unavailable")
             log.exception("language model unavailable")
             return [_reply(inbound, "My language model is not available right now; the team "
                                     "has been told.")]
         except Exception:
+            self.meter.note("error")
             error_id = uuid.uuid4().hex[:8]
             log.exception("error %s while handling message %s", error_id, inbound.message_id)
             return [_reply(inbound, f"Sorry, something went wrong on my side (error {error_id})."
                                     " The team can look it up.", private=True)]
 
     async def drain(self) -> None:
-        """Wait for background observers to finish (shutdown and tests)."""
+        """Wait for messages in flight and background observers to finish (shutdown, tests)."""
+        await self.meter.wait_idle()
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
