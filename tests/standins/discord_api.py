@@ -1,0 +1,634 @@
+"""A local Discord for tests: REST under /api/v10 and a WebSocket gateway on 127.0.0.1 that the
+real discord.py talks to, with a Python control API to inject events and faults and to read
+what the bot sent, and when.
+
+It keeps the rules the adapter must live by: 2000-character messages, nonce de-duplication
+(`enforce_nonce`), the 3-second interaction acknowledgement window, 429s with `retry_after`
+and a `Via` header, and a gateway that buffers events while the bot is away and replays
+them on RESUME.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+DISCORD_EPOCH_MS = 1420070400000
+PERM_MANAGE_MESSAGES = 1 << 13
+PERM_MANAGE_GUILD = 1 << 5
+PERM_ADMINISTRATOR = 1 << 3
+PERM_EVERYONE = (1 << 10) | (1 << 11) | (1 << 16) | (1 << 6) | (1 << 31)  # view/send/history
+ACK_WINDOW_S = 3.0
+EPHEMERAL = 1 << 6
+_ids = itertools.count(1)
+
+
+def snowflake() -> str:
+    ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+    return str((ms << 22) | (next(_ids) & 0x3FFFFF))
+
+
+def _iso(ts: float | None = None) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(ts or time.time()))
+
+
+@dataclass
+class Sent:
+    """One thing the bot posted: a channel message, an interaction response or a follow-up."""
+
+    kind: str  # "message" | "response" | "followup" | "edit"
+    id: str
+    channel_id: str
+    content: str
+    at: float
+    nonce: str | None = None
+    flags: int = 0
+    embeds: list[dict[str, Any]] = field(default_factory=list)
+    components: list[dict[str, Any]] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    allowed_mentions: dict[str, Any] | None = None
+    reference: dict[str, Any] | None = None
+    interaction_id: str | None = None
+    callback_type: int | None = None
+
+    @property
+    def ephemeral(self) -> bool:
+        return bool(self.flags & EPHEMERAL)
+
+
+@dataclass
+class Interaction:
+    id: str
+    token: str
+    created: float
+    channel_id: str
+    acked_type: int | None = None
+    ack_at: float | None = None
+
+
+@dataclass
+class Session:
+    id: str
+    shard: tuple[int, int]
+    seq: int = 0
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+    ws: web.WebSocketResponse | None = None
+
+
+@dataclass
+class Fault:
+    method: str
+    path_prefix: str
+    remaining: int
+    kind: str  # "429" | "502-after-create"
+    retry_after: float = 0.5
+
+
+class DiscordStandIn:
+    """Users 1 (owner), 2 (admin), 3 (moderator), 4 and 5 (members) in guild `guild_id`,
+    channels `general` and `help`; the bot is user `bot_id`."""
+
+    def __init__(self, token: str = "test-token", heartbeat_interval_ms: int = 41250) -> None:
+        self.token = token
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.bot_id = snowflake()
+        self.application_id = self.bot_id
+        self.guild_id = snowflake()
+        self.general = snowflake()
+        self.help = snowflake()
+        self.role_mod, self.role_admin = snowflake(), snowflake()
+        self.users: dict[str, dict[str, Any]] = {
+            self.bot_id: _user(self.bot_id, "shopkeep", bot=True)}
+        self.member_roles: dict[str, list[str]] = {}
+        for uid, name, roles in (("1", "olivia", []), ("2", "ada", [self.role_admin]),
+                                 ("3", "mo", [self.role_mod]), ("4", "mia", []),
+                                 ("5", "max", [])):
+            self.users[uid] = _user(uid, name)
+            self.member_roles[uid] = roles
+        self.channels: dict[str, dict[str, Any]] = {
+            cid: {"id": cid, "type": 0, "guild_id": self.guild_id, "name": name, "position": i,
+                  "permission_overwrites": [], "nsfw": False, "parent_id": None,
+                  "rate_limit_per_user": 0, "topic": None, "last_message_id": None}
+            for i, (cid, name) in enumerate(((self.general, "general"), (self.help, "help")))}
+        self.sent: list[Sent] = []
+        self.requests: list[tuple[str, str, int, float]] = []
+        self.typing: list[tuple[str, float]] = []
+        self.commands: dict[str, list[dict[str, Any]]] = {}
+        self.identifies = 0
+        self.resumes = 0
+        self.interactions: dict[str, Interaction] = {}
+        self.sessions: dict[str, Session] = {}
+        self.messages: dict[str, dict[str, Any]] = {}
+        self._nonces: dict[tuple[str, str], str] = {}
+        self._faults: list[Fault] = []
+        self._changed = asyncio.Condition()
+        self._lock = asyncio.Lock()
+        self._runner: web.AppRunner | None = None
+        self.base = ""
+
+    # Lifecycle and addresses
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._middleware], client_max_size=32 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
+        app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
+        app.router.add_get("/attachments/{name}", self._attachment)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.base = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        for session in self.sessions.values():
+            if session.ws is not None and not session.ws.closed:
+                await session.ws.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base}/api/v10"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"ws://{self.base.removeprefix('http://')}/gateway"
+
+    # Reading what the bot did
+
+    def messages_in(self, channel_id: str) -> list[Sent]:
+        return [s for s in self.sent if s.channel_id == channel_id and s.kind == "message"]
+
+    def for_interaction(self, interaction_id: str) -> list[Sent]:
+        return [s for s in self.sent if s.interaction_id == interaction_id]
+
+    async def wait_for(self, predicate: Callable[[], bool], within: float = 10.0) -> None:
+        """Wait until `predicate()` holds; fails the test with what was sent if it never does."""
+        async def _wait() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        try:
+            await asyncio.wait_for(_wait(), within)
+        except TimeoutError:
+            raise AssertionError(f"timed out; the bot sent {self.sent!r}") from None
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    # Faults
+
+    def rate_limit(self, method: str, path_prefix: str, times: int = 1,
+                   retry_after: float = 0.5) -> None:
+        """The next `times` matching requests get a real 429."""
+        self._faults.append(Fault(method, path_prefix, times, "429", retry_after))
+
+    def fail_after_create(self, method: str, path_prefix: str, times: int = 1) -> None:
+        """Create the message but answer 502, as a proxy losing the response would."""
+        self._faults.append(Fault(method, path_prefix, times, "502-after-create"))
+
+    async def close_gateway(self, code: int = 4000) -> None:
+        """Drop every gateway connection with a resumable close code."""
+        for session in self.sessions.values():
+            ws, session.ws = session.ws, None
+            if ws is not None and not ws.closed:
+                await ws.close(code=code, message=b"stand-in closed the connection")
+
+    async def send_op(self, op: int, d: Any = None) -> None:
+        """Send a raw opcode (7 RECONNECT, 9 INVALID_SESSION) on every live connection."""
+        for session in self.sessions.values():
+            if session.ws is not None and not session.ws.closed:
+                await session.ws.send_json({"op": op, "d": d, "s": None, "t": None})
+
+    # Injecting events
+
+    async def message(self, author: str, content: str, channel_id: str | None = None, *,
+                      reply_to: str | None = None, dm: bool = False) -> str:
+        """A member writes `content`; returns the message id."""
+        channel_id = channel_id or self.general
+        msg = self._message(author, content, channel_id, guild=not dm, reply_to=reply_to)
+        await self.dispatch("MESSAGE_CREATE", msg)
+        return str(msg["id"])
+
+    async def slash(self, user: str, name: str, options: dict[str, Any] | None = None,
+                    channel_id: str | None = None) -> str:
+        """A member runs `/name` with `options`, built against the commands the bot synced
+        (an option it did not declare fails here, as Discord would not offer it)."""
+        channel_id = channel_id or self.general
+        words = name.split()
+        synced = {c["name"]: c for c in self.commands.get(self.guild_id, [])}
+        if words[0] not in synced:
+            raise AssertionError(f"/{words[0]} was not synced; synced: {sorted(synced)}")
+        command = synced[words[0]]
+        declared = command.get("options") or []
+        if len(words) == 2:
+            sub = next((o for o in declared if o["name"] == words[1] and o["type"] == 1), None)
+            if sub is None:
+                raise AssertionError(f"/{name} was not synced")
+            declared = sub.get("options") or []
+        types = {o["name"]: o["type"] for o in declared}
+        resolved: dict[str, Any] = {}
+        opts = []
+        for key, value in (options or {}).items():
+            if key not in types:
+                raise AssertionError(f"/{name} declares no option {key!r}: {sorted(types)}")
+            if types[key] == 6:
+                resolved.setdefault("users", {})[value] = self.users[value]
+                resolved.setdefault("members", {})[value] = self._member(value, False)
+            opts.append({"name": key, "type": types[key], "value": value})
+        if len(words) == 2:
+            opts = [{"name": words[1], "type": 1, "options": opts}]
+        data = {"id": command["id"], "name": words[0], "type": 1, "options": opts,
+                "guild_id": self.guild_id, "resolved": resolved}
+        return await self._interaction(2, user, channel_id, data)
+
+    async def click(self, user: str, custom_id: str, channel_id: str | None = None,
+                    message_id: str | None = None) -> str:
+        """A member clicks a button the bot sent."""
+        channel_id = channel_id or self.general
+        data = {"custom_id": custom_id, "component_type": 2}
+        message = self.messages.get(message_id or "") if message_id else None
+        return await self._interaction(3, user, channel_id, data, message)
+
+    async def dispatch(self, event: str, data: dict[str, Any],
+                       guild_id: str | None = None) -> None:
+        """Send a DISPATCH to the shard that owns `guild_id`, or buffer it for the RESUME."""
+        gid = int(guild_id or data.get("guild_id") or 0)
+        async with self._lock:
+            for session in self.sessions.values():
+                shard, count = session.shard
+                if (gid >> 22) % count != shard:
+                    continue
+                session.seq += 1
+                payload = {"op": 0, "t": event, "s": session.seq, "d": data}
+                session.buffer.append(payload)
+                if session.ws is not None and not session.ws.closed:
+                    await session.ws.send_str(json.dumps(payload))
+
+    async def _interaction(self, kind: int, user: str, channel_id: str,
+                           data: dict[str, Any], message: dict[str, Any] | None = None) -> str:
+        iid = snowflake()
+        token = f"tok-{uuid.uuid4().hex}"
+        self.interactions[token] = Interaction(iid, token, time.monotonic(), channel_id)
+        payload: dict[str, Any] = {
+            "id": iid, "application_id": self.application_id, "type": kind, "data": data,
+            "guild_id": self.guild_id, "channel_id": channel_id,
+            "channel": self.channels[channel_id], "member": self._member(user, True),
+            "token": token, "version": 1, "app_permissions": str(PERM_EVERYONE),
+            "locale": "en-US", "guild_locale": "en-US", "entitlements": [],
+            "authorizing_integration_owners": {"0": self.guild_id}, "context": 0,
+            "attachment_size_limit": 8 * 1024 * 1024,
+        }
+        if message is not None:
+            payload["message"] = message
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return iid
+
+    # Payloads
+
+    def _permissions(self, user: str) -> int:
+        if user == "1":
+            return (1 << 41) - 1
+        perms = PERM_EVERYONE
+        for role in self.member_roles.get(user, []):
+            perms |= {self.role_mod: PERM_MANAGE_GUILD | PERM_MANAGE_MESSAGES,
+                      self.role_admin: PERM_ADMINISTRATOR}[role]
+        return perms
+
+    def _member(self, user: str, with_user: bool) -> dict[str, Any]:
+        member: dict[str, Any] = {
+            "roles": self.member_roles.get(user, []), "joined_at": _iso(), "deaf": False,
+            "mute": False, "nick": None, "flags": 0, "pending": False, "avatar": None,
+            "permissions": str(self._permissions(user))}
+        if with_user:
+            member["user"] = self.users[user]
+        return member
+
+    def _guild(self) -> dict[str, Any]:
+        roles = [_role(self.guild_id, "@everyone", PERM_EVERYONE, 0),
+                 _role(self.role_mod, "Moderators", PERM_MANAGE_GUILD | PERM_MANAGE_MESSAGES, 1),
+                 _role(self.role_admin, "Admins", PERM_ADMINISTRATOR, 2)]
+        members = [self._member(uid, True) for uid in self.member_roles]
+        members.append({"user": self.users[self.bot_id], "roles": [], "joined_at": _iso(),
+                        "deaf": False, "mute": False, "flags": 0})
+        return {
+            "id": self.guild_id, "name": "Demo Guild", "owner_id": "1", "icon": None,
+            "splash": None, "discovery_splash": None, "banner": None, "description": None,
+            "features": [], "roles": roles, "emojis": [], "stickers": [],
+            "channels": list(self.channels.values()), "threads": [], "members": members,
+            "member_count": len(members), "voice_states": [], "presences": [],
+            "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
+            "large": False, "unavailable": False, "joined_at": _iso(), "mfa_level": 0,
+            "verification_level": 0, "explicit_content_filter": 0, "nsfw_level": 0,
+            "default_message_notifications": 0, "system_channel_flags": 0,
+            "premium_tier": 0, "premium_subscription_count": 0, "preferred_locale": "en-US",
+            "afk_timeout": 300, "afk_channel_id": None, "system_channel_id": None,
+            "rules_channel_id": None, "public_updates_channel_id": None,
+            "vanity_url_code": None, "max_video_channel_users": 25, "application_id": None,
+        }
+
+    def _message(self, author: str, content: str, channel_id: str, *, guild: bool,
+                 reply_to: str | None = None, **extra: Any) -> dict[str, Any]:
+        mentions = [self.users[uid] for uid in self.users if f"<@{uid}>" in content]
+        msg: dict[str, Any] = {
+            "id": snowflake(), "channel_id": channel_id, "author": self.users[author],
+            "content": content, "timestamp": _iso(), "edited_timestamp": None, "tts": False,
+            "mention_everyone": False, "mentions": mentions, "mention_roles": [],
+            "attachments": [], "embeds": [], "pinned": False, "type": 19 if reply_to else 0,
+            "flags": 0, "components": [],
+        }
+        if guild:
+            msg["guild_id"] = self.guild_id
+            if author != self.bot_id:
+                msg["member"] = self._member(author, False)
+        if reply_to:
+            msg["message_reference"] = {"message_id": reply_to, "channel_id": channel_id,
+                                        "type": 0}
+            msg["referenced_message"] = self.messages.get(reply_to)
+        msg.update(extra)
+        self.messages[msg["id"]] = msg
+        return msg
+
+    # Gateway
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": self.heartbeat_interval_ms},
+                            "s": None, "t": None})
+        async for msg in ws:
+            if msg.type != WSMsgType.TEXT:
+                continue
+            payload = json.loads(msg.data)
+            op, d = payload.get("op"), payload.get("d")
+            if op == 1:
+                await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
+            elif op == 2:
+                await self._identify(ws, d)
+            elif op == 6:
+                await self._resume(ws, d)
+        return ws
+
+    async def _identify(self, ws: web.WebSocketResponse, d: dict[str, Any]) -> None:
+        if d.get("token") != self.token:
+            await ws.close(code=4004, message=b"Authentication failed.")
+            return
+        self.identifies += 1
+        shard = tuple(d.get("shard") or (0, 1))
+        session = Session(uuid.uuid4().hex, (int(shard[0]), int(shard[1])), ws=ws)
+        self.sessions = {k: s for k, s in self.sessions.items() if s.shard != session.shard}
+        self.sessions[session.id] = session
+        ready = {"v": 10, "user": self.users[self.bot_id], "session_id": session.id,
+                 "resume_gateway_url": self.gateway_url, "shard": list(session.shard),
+                 "guilds": [{"id": self.guild_id, "unavailable": True}],
+                 "application": {"id": self.application_id, "flags": 0},
+                 "private_channels": [], "relationships": [], "presences": [],
+                 "geo_ordered_rtc_regions": [], "session_type": "normal", "auth": {},
+                 "user_settings": {}}
+        async with self._lock:
+            for event, data in (("READY", ready), ("GUILD_CREATE", self._guild())):
+                if event == "GUILD_CREATE" and (int(self.guild_id) >> 22) % session.shard[1] \
+                        != session.shard[0]:
+                    continue
+                session.seq += 1
+                payload = {"op": 0, "t": event, "s": session.seq, "d": data}
+                session.buffer.append(payload)
+                await ws.send_str(json.dumps(payload))
+
+    async def _resume(self, ws: web.WebSocketResponse, d: dict[str, Any]) -> None:
+        session = self.sessions.get(str(d.get("session_id")))
+        if session is None or d.get("token") != self.token:
+            await ws.send_json({"op": 9, "d": False, "s": None, "t": None})
+            return
+        self.resumes += 1
+        async with self._lock:
+            session.ws = ws
+            for payload in session.buffer:
+                if payload["s"] > int(d.get("seq") or 0):
+                    await ws.send_str(json.dumps(payload))
+            session.seq += 1
+            await ws.send_json({"op": 0, "t": "RESUMED", "s": session.seq, "d": {}})
+
+    # REST
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        path = request.path.removeprefix("/api/v10")
+        fault = self._fault(request.method, path, "429")
+        if fault is not None:
+            response: web.StreamResponse = _json(
+                {"message": "You are being rate limited.", "retry_after": fault.retry_after,
+                 "global": False}, status=429,
+                headers={"Via": "1.1 google", "Retry-After": str(max(1, int(fault.retry_after))),
+                         "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+                         "X-RateLimit-Reset-After": str(fault.retry_after),
+                         "X-RateLimit-Bucket": f"bucket-{abs(hash(path)) % 9999}",
+                         "X-RateLimit-Scope": "user"})
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:
+                response = exc
+            response.headers.setdefault("X-RateLimit-Limit", "5")
+            response.headers.setdefault("X-RateLimit-Remaining", "4")
+            response.headers.setdefault("X-RateLimit-Reset-After", "1.0")
+            response.headers.setdefault("X-RateLimit-Bucket", f"bucket-{abs(hash(path)) % 9999}")
+        self.requests.append((request.method, path, response.status, time.monotonic()))
+        await self._notify()
+        return response
+
+    def _fault(self, method: str, path: str, kind: str) -> Fault | None:
+        for fault in self._faults:
+            if (fault.kind == kind and fault.remaining > 0 and fault.method == method
+                    and path.startswith(fault.path_prefix)):
+                fault.remaining -= 1
+                return fault
+        return None
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["path"]
+        parts = path.strip("/").split("/")
+        method = request.method
+        open_route = parts[0] in ("interactions", "webhooks")
+        if not open_route and request.headers.get("Authorization") != f"Bot {self.token}":
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        if method == "GET" and path == "/users/@me":
+            return _json(self.users[self.bot_id])
+        if method == "GET" and path == "/oauth2/applications/@me":
+            return _json(self._app_info())
+        if method == "GET" and path in ("/gateway/bot", "/gateway"):
+            return _json({"url": self.gateway_url, "shards": 1,
+                                      "session_start_limit": {"total": 1000, "remaining": 999,
+                                                              "reset_after": 0,
+                                                              "max_concurrency": 1}})
+        if parts[0] == "applications" and parts[-1] == "commands":
+            return await self._commands(request, parts)
+        if parts[0] == "channels" and len(parts) == 3 and parts[2] == "messages" \
+                and method == "POST":
+            return await self._create_message(request, parts[1], path)
+        if parts[0] == "channels" and len(parts) == 3 and parts[2] == "typing":
+            self.typing.append((parts[1], time.monotonic()))
+            return web.Response(status=204)
+        if parts[0] == "channels" and len(parts) == 2 and parts[1] in self.channels:
+            return _json(self.channels[parts[1]])
+        if method == "POST" and path == "/users/@me/channels":
+            body = await request.json()
+            cid = f"dm{body['recipient_id']}"
+            self.channels.setdefault(cid, {"id": snowflake(), "type": 1, "last_message_id": None,
+                                           "recipients": [self.users[body["recipient_id"]]]})
+            return _json(self.channels[cid])
+        if parts[0] == "users" and len(parts) == 2 and parts[1] in self.users:
+            return _json(self.users[parts[1]])
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            return await self._callback(request, parts[2])
+        if parts[0] == "webhooks" and len(parts) >= 3:
+            return await self._webhook(request, parts[2], parts[3:])
+        return _json({"message": f"404: Not Found {method} {path}", "code": 0},
+                                 status=404)
+
+    def _app_info(self) -> dict[str, Any]:
+        return {"id": self.application_id, "name": "Shopkeep", "description": "", "icon": None,
+                "bot_public": True, "bot_require_code_grant": False, "verify_key": "0" * 64,
+                "owner": self.users["1"], "flags": 0, "summary": "", "team": None,
+                "interactions_endpoint_url": None, "bot": self.users[self.bot_id]}
+
+    async def _commands(self, request: web.Request, parts: list[str]) -> web.Response:
+        scope = parts[3] if len(parts) == 5 and parts[2] == "guilds" else "global"
+        if request.method == "PUT":
+            body = await request.json()
+            stored = []
+            for command in body:
+                if not 1 <= len(command.get("description", "")) <= 100:
+                    return _form_error("description", "Must be between 1 and 100 in length.")
+                stored.append({**command, "id": snowflake(), "application_id":
+                               self.application_id, "version": snowflake(),
+                               **({"guild_id": scope} if scope != "global" else {})})
+            self.commands[scope] = stored
+            return _json(stored)
+        return _json(self.commands.get(scope, []))
+
+    async def _payload(self, request: web.Request) -> tuple[dict[str, Any], list[str]]:
+        if request.content_type.startswith("multipart/"):
+            form = await request.post()
+            files = [str(v.filename) for k, v in form.items() if k.startswith("files[")
+                     and hasattr(v, "filename")]
+            return json.loads(str(form["payload_json"])), files
+        return await request.json(), []
+
+    def _record(self, kind: str, channel_id: str, body: dict[str, Any], files: list[str],
+                interaction: Interaction | None = None,
+                callback_type: int | None = None) -> tuple[Sent, dict[str, Any]]:
+        msg = self._message(self.bot_id, body.get("content") or "", channel_id,
+                            guild=channel_id in (self.general, self.help),
+                            embeds=body.get("embeds") or [],
+                            components=body.get("components") or [],
+                            flags=body.get("flags") or 0)
+        sent = Sent(kind, msg["id"], channel_id, msg["content"], time.monotonic(),
+                    nonce=body.get("nonce"), flags=msg["flags"], embeds=msg["embeds"],
+                    components=msg["components"], files=files,
+                    allowed_mentions=body.get("allowed_mentions"),
+                    reference=body.get("message_reference"),
+                    interaction_id=interaction.id if interaction else None,
+                    callback_type=callback_type)
+        self.sent.append(sent)
+        return sent, msg
+
+    async def _create_message(self, request: web.Request, channel_id: str,
+                              path: str) -> web.Response:
+        body, files = await self._payload(request)
+        error = _check_content(body, files)
+        if error is not None:
+            return error
+        nonce = body.get("nonce")
+        if nonce and body.get("enforce_nonce") and (channel_id, nonce) in self._nonces:
+            return _json(self.messages[self._nonces[(channel_id, nonce)]])
+        _sent, msg = self._record("message", channel_id, body, files)
+        if nonce:
+            self._nonces[(channel_id, nonce)] = msg["id"]
+        if self._fault("POST", path, "502-after-create") is not None:
+            return _json({"message": "502: Bad Gateway"}, status=502)
+        return _json(msg)
+
+    async def _callback(self, request: web.Request, token: str) -> web.Response:
+        interaction = self.interactions.get(token)
+        if interaction is None or time.monotonic() - interaction.created > ACK_WINDOW_S:
+            return _json({"message": "Unknown interaction", "code": 10062},
+                                     status=404)
+        if interaction.acked_type is not None:
+            return _json({"message": "Interaction has already been acknowledged.",
+                                      "code": 40060}, status=400)
+        body, files = await self._payload(request)
+        kind, data = int(body["type"]), body.get("data") or {}
+        if kind == 4:
+            error = _check_content(data, files)
+            if error is not None:
+                return error
+        interaction.acked_type, interaction.ack_at = kind, time.monotonic()
+        _sent, msg = self._record("response", interaction.channel_id, data, files,
+                                  interaction, kind)
+        return _json({
+            "interaction": {"id": interaction.id, "type": 2, "response_message_id": msg["id"],
+                            "response_message_loading": kind == 5,
+                            "response_message_ephemeral": bool(msg["flags"] & EPHEMERAL)},
+            "resource": {"type": kind, "message": msg}})
+
+    async def _webhook(self, request: web.Request, token: str,
+                       rest: list[str]) -> web.StreamResponse:
+        interaction = self.interactions.get(token)
+        if interaction is None or interaction.acked_type is None:
+            return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
+        if request.method == "DELETE":
+            return web.Response(status=204)
+        body, files = await self._payload(request)
+        error = _check_content(body, files)
+        if error is not None:
+            return error
+        kind = "edit" if request.method == "PATCH" else "followup"
+        _sent, msg = self._record(kind, interaction.channel_id, body, files, interaction)
+        return _json(msg)
+
+    async def _attachment(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"attachment " + request.match_info["name"].encode())
+
+
+def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """Discord answers `application/json` with no charset; discord.py checks for exactly that."""
+    return web.Response(body=json.dumps(data).encode(), status=status,
+                        headers={**(headers or {}), "Content-Type": "application/json"})
+
+
+def _user(uid: str, name: str, bot: bool = False) -> dict[str, Any]:
+    return {"id": uid, "username": name, "discriminator": "0", "global_name": name.title(),
+            "avatar": None, "bot": bot, "public_flags": 0, "flags": 0}
+
+
+def _role(rid: str, name: str, perms: int, position: int) -> dict[str, Any]:
+    return {"id": rid, "name": name, "color": 0, "colors": {"primary_color": 0}, "hoist": False,
+            "position": position, "permissions": str(perms), "managed": False,
+            "mentionable": False, "flags": 0, "icon": None, "unicode_emoji": None}
+
+
+def _form_error(field_name: str, message: str) -> web.Response:
+    return _json({"code": 50035, "message": "Invalid Form Body", "errors": {
+        field_name: {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH", "message": message}]}}},
+        status=400)
+
+
+def _check_content(body: dict[str, Any], files: list[str]) -> web.Response | None:
+    content = body.get("content") or ""
+    if len(content) > 2000:
+        return _form_error("content", "Must be 2000 or fewer in length.")
+    if not content and not body.get("embeds") and not files and not body.get("components"):
+        return _json({"message": "Cannot send an empty message", "code": 50006},
+                                 status=400)
+    return None
