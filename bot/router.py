@@ -50,7 +50,7 @@ class Router:
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """The adapters' entry point: returns the replies to send (often none)."""
         with self.meter.track(inbound) as handling:
-            replies = await self._handle(inbound)
+            replies = await self._handle(_valid_unicode(inbound))
             self.meter.replied(handling, replies)
             return replies
 
@@ -138,6 +138,23 @@ class Router:
         except Exception:
             log.exception("observer %s failed on %s", type(observer).__name__,
                           inbound.message_id)
+
+
+def _valid_unicode(inbound: Inbound) -> Inbound:
+    """Lone UTF-16 surrogates (JSON can carry them: "\\ud800") cannot be stored or sent;
+    they become U+FFFD here, once, instead of failing deep in a handler. Pairs are joined."""
+    if inbound.text.isascii() and inbound.command is None:
+        return inbound
+    from dataclasses import replace
+
+    def fix(text: str) -> str:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+    command = inbound.command
+    if command is not None:
+        command = replace(command, args={k: fix(v) if isinstance(v, str) else v
+                                         for k, v in command.args.items()})
+    return replace(inbound, text=fix(inbound.text), command=command)
 
 
 def _reply(inbound: Inbound, text: str, private: bool = False) -> Outbound:
