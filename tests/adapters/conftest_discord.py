@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from adapters.discord import DiscordAdapter
 from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandRegistry, CommandSpec
-from bot.events import Button, Citation, Outbound, Privilege
+from bot.events import Button, Citation, Outbound
 from bot.router import Router
 from bot.storage.store import Store
 from bot.tenancy import Tenancy
@@ -140,4 +140,4 @@ async def dc_rig(dc_standin: DiscordStandIn, dc_host: CoreHost) -> AsyncIterator
     await adapter.stop()
 
 
-__all__ = ["Privilege", "dc_host", "dc_rig", "dc_standin", "long_text"]
+__all__ = ["dc_host", "dc_rig", "dc_standin"]  # the fixtures, for `import *` in tests
