@@ -32,6 +32,14 @@ def merchants() -> str:
     return f"{PREFIX}:_global:merchants"
 
 
+# Telegram adapter (issue 7): one bot's bookkeeping, needed before any merchant is known
+def telegram(bot_id: str, what: str) -> str:
+    """Global, per bot: `offset` (next getUpdates offset), `pending` (hash of updates received
+    but not finished), `update:<id>` (claim/done marker), `callback:<id>` (long button
+    actions), `flood:<scope>` (send windows), `flood:pause`, `sent:<idempotency key>`."""
+    return f"{PREFIX}:_global:telegram:{bot_id}:{what}"
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key builders scoped to one merchant: `Keys("default").faq("returns")`."""
@@ -75,6 +83,13 @@ class Keys:
     def product_skus(self) -> str:
         return f"{self.root}:product_skus"
 
+    # Knowledge index (issue 5): stored embeddings and a counter bumped on every change
+    def vectors(self) -> str:
+        return f"{self.root}:vectors"
+
+    def knowledge_version(self) -> str:
+        return f"{self.root}:knowledge_version"
+
     # Members
     def profile(self, member_key: str) -> str:
         return f"{self.root}:profile:{member_key}"
@@ -88,9 +103,136 @@ class Keys:
     def unanswered(self) -> str:
         return f"{self.root}:unanswered"
 
+    # Profiles (issue 6): an index of known members (score = last seen), members whose summary
+    # is stale (score = when it went stale), the ingestion spill stream, /forgetme confirmations
+    def profile_index(self) -> str:
+        return f"{self.root}:profile_index"
+
+    def profile_dirty(self) -> str:
+        return f"{self.root}:profile_dirty"
+
+    def profile_ingest(self) -> str:
+        return f"{self.root}:profile_ingest"
+
+    def forget_pending(self, member_key: str) -> str:
+        return f"{self.root}:forget_pending:{member_key}"
+
     # Limits
     def rate(self, scope: str, window: int) -> str:
         return f"{self.root}:rate:{scope}:{window}"
 
     def token_budget(self, community_key: str, day: str) -> str:
         return f"{self.root}:tokens:{community_key}:{day}"
+
+    # Growth: analytics, referrals, account linking, FAQ gaps, digest (issue 9)
+    def stats_counts(self, day: str) -> str:
+        """Hash of per-day counters (`messages:telegram`, `answered:discord`, ...)."""
+        return f"{self.root}:stats:{day}:counts"
+
+    def stats_active(self, day: str, platform: str) -> str:
+        """Set of the members (canonical ids) active on a platform that day."""
+        return f"{self.root}:stats:{day}:active:{platform}"
+
+    def stats_ranked(self, day: str, what: str) -> str:
+        """Sorted set of counts per item that day (`sources`, `interests`)."""
+        return f"{self.root}:stats:{day}:{what}"
+
+    def stats_labels(self) -> str:
+        return f"{self.root}:stats:labels"
+
+    def first_seen(self) -> str:
+        return f"{self.root}:growth:first_seen"
+
+    def referral_codes(self) -> str:
+        """Hash: referral code → referrer member key."""
+        return f"{self.root}:ref:codes"
+
+    def referral_code_of(self) -> str:
+        """Hash: referrer member key → their referral code."""
+        return f"{self.root}:ref:code_of"
+
+    def referral(self, invitee_key: str) -> str:
+        return f"{self.root}:ref:invitee:{invitee_key}"
+
+    def referral_invitees(self) -> str:
+        return f"{self.root}:ref:invitees"
+
+    def referral_pending(self) -> str:
+        return f"{self.root}:ref:pending"
+
+    def referral_board(self, period: str) -> str:
+        """Sorted set of credited referrals per referrer: `all` or a month `2026-11`."""
+        return f"{self.root}:ref:board:{period}"
+
+    def link_code(self, code: str) -> str:
+        return f"{self.root}:link:code:{code}"
+
+    def identity(self) -> str:
+        """Hash: member key → the canonical member key of its linked person."""
+        return f"{self.root}:link:identity"
+
+    def gap(self, gap_id: str) -> str:
+        return f"{self.root}:gap:{gap_id}"
+
+    def gaps_resolved(self) -> str:
+        return f"{self.root}:gap:resolved"
+
+    def digest_channel(self) -> str:
+        return f"{self.root}:digest:channel"
+
+    def digest_lock(self, week_id: str) -> str:
+        return f"{self.root}:digest:{week_id}:lock"
+
+    def digest_done(self, week_id: str) -> str:
+        return f"{self.root}:digest:{week_id}:done"
+
+    # Campaigns and content posts (bot/campaigns)
+    def campaign(self, name: str) -> str:
+        return f"{self.root}:campaign:{name}"
+
+    def campaign_names(self) -> str:
+        return f"{self.root}:campaign_names"
+
+    def campaign_runs(self, name: str) -> str:
+        """Sorted set: run id (the scheduled ISO time) → scheduled timestamp."""
+        return f"{self.root}:campaign:{name}:runs"
+
+    def campaign_run(self, name: str, run_id: str) -> str:
+        """Hash: the run's status, counts and notes."""
+        return f"{self.root}:campaign:{name}:run:{run_id}"
+
+    def campaign_deliveries(self, name: str, run_id: str) -> str:
+        """Hash: target key → delivery record (JSON), one per channel or member."""
+        return f"{self.root}:campaign:{name}:run:{run_id}:deliveries"
+
+    def campaign_lock(self, name: str, run_id: str) -> str:
+        return f"{self.root}:campaign:{name}:run:{run_id}:lock"
+
+    def campaign_channels(self) -> str:
+        """Set of channel keys (`discord:123`) the bot has seen, i.e. that campaigns may target."""
+        return f"{self.root}:campaign_channels"
+
+    def campaign_dm_log(self, member_key: str) -> str:
+        """Sorted set: campaign run → time a campaign DM went to this member (frequency cap)."""
+        return f"{self.root}:campaign_dm:{member_key}"
+
+    def offers_opt_in(self) -> str:
+        """Set of member keys who asked to receive offers by direct message."""
+        return f"{self.root}:offers_opt_in"
+
+    def recent_questions(self) -> str:
+        """Capped list of recent member questions (JSON), material for the weekly roundup."""
+        return f"{self.root}:recent_questions"
+
+    def post_draft(self, draft_id: str) -> str:
+        return f"{self.root}:post_draft:{draft_id}"
+
+
+# Campaigns (bot/campaigns): the one APScheduler job store every process shares.
+def scheduler_jobs() -> str:
+    return f"{PREFIX}:_global:scheduler:jobs"
+
+
+def scheduler_run_times() -> str:
+    return f"{PREFIX}:_global:scheduler:run_times"
+

@@ -1,0 +1,27 @@
+"""The growth feature as the app wires it: commands, the message observer, start and stop."""
+
+from __future__ import annotations
+
+from bot.commands.registry import CommandSpec
+from bot.core import Core
+from bot.growth.commands import GrowthCommands
+from bot.growth.digest import set_job_core
+from bot.growth.services import Growth
+
+
+class GrowthFeature(Growth):
+    """Referrals, account linking, analytics, FAQ gaps and the weekly digest."""
+
+    def __init__(self, core: Core) -> None:
+        super().__init__(core)
+        self._commands = GrowthCommands(self)
+
+    def commands(self) -> list[CommandSpec]:
+        return self._commands.specs()
+
+    async def start(self) -> None:
+        # Lets a persistent scheduler run `run_weekly_digest` by name after a restart.
+        set_job_core(self.core)
+
+    async def stop(self) -> None:
+        set_job_core(None)

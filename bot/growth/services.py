@@ -1,0 +1,92 @@
+"""The growth feature's plain async API: what adapters, replies, profiles and campaigns call."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from bot.core import Core
+from bot.events import Citation, Inbound
+from bot.growth.analytics import Analytics, StatsReport
+from bot.growth.gaps import FaqGaps
+from bot.growth.linking import Linking
+from bot.growth.periods import Calendar
+from bot.growth.referrals import JoinOutcome, Referrals
+from bot.knowledge.store import KnowledgeStore
+
+
+class Growth:
+    """Referrals, linking, analytics and FAQ gaps for every merchant, built from the `Core`.
+
+    Holds no state but the settings: the parts are made on use around the store's current
+    Redis client (which exists only once the app has started), so a scheduled job or another
+    feature may build its own instance from the same `Core`.
+    """
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.settings = core.settings
+        self.calendar = Calendar(core.settings.timezone)
+
+    @property
+    def analytics(self) -> Analytics:
+        return Analytics(self.core.store.redis, self.calendar)
+
+    @property
+    def linking(self) -> Linking:
+        return Linking(self.core.store.redis, self.settings.link_code_ttl_s)
+
+    @property
+    def referrals(self) -> Referrals:
+        return Referrals(self.core.store.redis, self.calendar, self.linking.canonical,
+                         self.settings.referral_stay_days, self.settings.referral_min_messages)
+
+    @property
+    def gaps(self) -> FaqGaps:
+        return FaqGaps(self.core.store.redis, self.core.lm,
+                       KnowledgeStore(self.core.store, self.core.lm),
+                       self.settings.gap_similarity, self.settings.gap_max_questions)
+
+    # Called by the router for every non-command message ------------------------------------
+    async def observe(self, inbound: Inbound, merchant: str) -> None:
+        member = inbound.member.key
+        person = await self.linking.canonical(merchant, member)
+        await self.analytics.record_message(merchant, inbound.platform.value, member, person,
+                                            inbound.sent_at)
+        await self.referrals.note_message(merchant, member, inbound.sent_at)
+
+    # Called by other features ----------------------------------------------------------------
+    async def record_answer(self, merchant: str, platform: str, answered: bool,
+                            citations: Sequence[Citation], ts: float | None = None) -> None:
+        """The replies feature reports each question it took, grounded or not."""
+        await self.analytics.record_answer(merchant, platform, answered, citations,
+                                           time.time() if ts is None else ts)
+
+    async def record_delivery(self, merchant: str, platform: str, count: int = 1,
+                              ts: float | None = None) -> None:
+        """The campaigns feature reports messages it delivered."""
+        await self.analytics.record_count(merchant, platform, "deliveries",
+                                          time.time() if ts is None else ts, count)
+
+    async def record_interests(self, merchant: str, interests: Iterable[str],
+                               ts: float | None = None) -> None:
+        """The profiles feature reports the interests a message showed."""
+        await self.analytics.record_interests(merchant, interests,
+                                              time.time() if ts is None else ts)
+
+    # Called by adapters when members join or leave a community ---------------------------
+    async def member_joined(self, merchant: str, member_key: str, referral_code: str | None,
+                            ts: float | None = None) -> JoinOutcome:
+        return await self.referrals.member_joined(merchant, member_key, referral_code,
+                                                  time.time() if ts is None else ts)
+
+    async def member_left(self, merchant: str, member_key: str,
+                          ts: float | None = None) -> str | None:
+        return await self.referrals.member_left(merchant, member_key,
+                                                time.time() if ts is None else ts)
+
+    async def stats(self, merchant: str, days: int = 7, now: float | None = None) -> StatsReport:
+        """Figures for `/stats`; pending referrals are settled first so credits are current."""
+        at = time.time() if now is None else now
+        await self.referrals.settle(merchant, at)
+        return await self.analytics.report(merchant, at, days)
