@@ -129,7 +129,6 @@ class DiscordStandIn:
         self.messages: dict[str, dict[str, Any]] = {}
         self._nonces: dict[tuple[str, str], str] = {}
         self._faults: list[Fault] = []
-        self._changed = asyncio.Condition()
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self.base = ""
@@ -172,19 +171,13 @@ class DiscordStandIn:
         return [s for s in self.sent if s.interaction_id == interaction_id]
 
     async def wait_for(self, predicate: Callable[[], bool], within: float = 10.0) -> None:
-        """Wait until `predicate()` holds; fails the test with what was sent if it never does."""
-        async def _wait() -> None:
-            async with self._changed:
-                await self._changed.wait_for(predicate)
-
-        try:
-            await asyncio.wait_for(_wait(), within)
-        except TimeoutError:
-            raise AssertionError(f"timed out; the bot sent {self.sent!r}") from None
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        """Wait until `predicate()` holds; fails the test with what was sent if it never does.
+        Polls, so a predicate may look at anything (the stand-in, the core, a spy)."""
+        deadline = time.monotonic() + within
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {within} s; the bot sent {self.sent!r}")
+            await asyncio.sleep(0.02)
 
     # Faults
 
@@ -219,6 +212,11 @@ class DiscordStandIn:
         msg = self._message(author, content, channel_id, guild=not dm, reply_to=reply_to)
         await self.dispatch("MESSAGE_CREATE", msg)
         return str(msg["id"])
+
+    async def redeliver(self, message_id: str) -> None:
+        """Dispatch a message event again, as an at-least-once gateway may (a second process
+        on the same shard, a replay after a session hand-over)."""
+        await self.dispatch("MESSAGE_CREATE", self.messages[message_id])
 
     async def slash(self, user: str, name: str, options: dict[str, Any] | None = None,
                     channel_id: str | None = None) -> str:
@@ -444,7 +442,6 @@ class DiscordStandIn:
             response.headers.setdefault("X-RateLimit-Reset-After", "1.0")
             response.headers.setdefault("X-RateLimit-Bucket", f"bucket-{abs(hash(path)) % 9999}")
         self.requests.append((request.method, path, response.status, time.monotonic()))
-        await self._notify()
         return response
 
     def _fault(self, method: str, path: str, kind: str) -> Fault | None:
@@ -482,10 +479,10 @@ class DiscordStandIn:
         if parts[0] == "channels" and len(parts) == 2 and parts[1] in self.channels:
             return _json(self.channels[parts[1]])
         if method == "POST" and path == "/users/@me/channels":
-            body = await request.json()
-            cid = f"dm{body['recipient_id']}"
+            recipient = str((await request.json())["recipient_id"])
+            cid = f"dm{recipient}"
             self.channels.setdefault(cid, {"id": snowflake(), "type": 1, "last_message_id": None,
-                                           "recipients": [self.users[body["recipient_id"]]]})
+                                           "recipients": [self.users[recipient]]})
             return _json(self.channels[cid])
         if parts[0] == "users" and len(parts) == 2 and parts[1] in self.users:
             return _json(self.users[parts[1]])
