@@ -6,6 +6,7 @@ from bot.commands.registry import CommandSpec
 from bot.core import Core
 from bot.growth.commands import GrowthCommands
 from bot.growth.digest import set_job_core
+from bot.growth.privacy import forget_member
 from bot.growth.services import Growth
 
 
@@ -25,3 +26,7 @@ class GrowthFeature(Growth):
 
     async def stop(self) -> None:
         set_job_core(None)
+
+    async def forget_member(self, merchant: str, member_key: str, pseudonym: str) -> None:
+        """/forgetme (profiles feature): pseudonymise the member in referrals and analytics."""
+        await forget_member(self.core.store.redis, merchant, member_key, pseudonym)

@@ -213,3 +213,35 @@ async def test_codes_are_unique_per_member_even_when_made_concurrently(
     codes = await asyncio.gather(*(referrals.code_for(M, ALICE) for _ in range(10)))
     assert len(set(codes)) == 1
     assert await redis_client.hlen(Keys(M).referral_codes()) == 1
+
+
+async def test_forgetting_a_member_keeps_counts_but_not_their_key(
+        growth: GrowthFeature, redis_client: aioredis.Redis) -> None:
+    growth.settings.referral_min_messages = 0
+    growth.settings.referral_stay_days = 0
+    code = await growth.referrals.code_for(M, ALICE, "Alice")
+    await growth.member_joined(M, BOB, code, ts=T0)
+    await _message(growth, ALICE, T0)
+    await _message(growth, CARL, T0)
+    await growth.linking.redeem(M, "discord:1", await growth.linking.issue(M, ALICE))
+    pending_code = await growth.linking.issue(M, ALICE)
+    before = await growth.stats(M, days=1, now=T0)
+    await growth.forget_member(M, ALICE, "forgotten:abc")
+    keys = Keys(M)
+    assert await growth.referrals.leaderboard(M, T0, "all") == [
+        ("forgotten:abc", "forgotten:abc", 1)]
+    assert await redis_client.hget(keys.referral(BOB), "referrer") == "forgotten:abc"
+    assert await redis_client.hlen(keys.referral_codes()) == 0
+    assert (await growth.member_joined(M, "telegram:77", code, ts=T0)).status == "unknown_code"
+    assert not await redis_client.exists(keys.link_code(pending_code))
+    assert await redis_client.hgetall(keys.identity()) == {}
+    after = await growth.stats(M, days=1, now=T0)
+    assert after.active == before.active
+    every_key = [k async for k in redis_client.scan_iter(match=keys.pattern())]
+    for key in every_key:
+        kind = await redis_client.type(key)
+        dump = (str(await redis_client.hgetall(key)) if kind == "hash" else
+                str(await redis_client.smembers(key)) if kind == "set" else
+                str(await redis_client.zrange(key, 0, -1)) if kind == "zset" else
+                str(await redis_client.get(key)))
+        assert ALICE not in key and ALICE not in dump, key
