@@ -7,15 +7,20 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
+from bot.campaigns import CampaignFeature
 from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import CommandRegistry, CommandSpec
 from bot.core import Core, Feature
 from bot.demo import load_demo_if_empty
 from bot.events import Inbound, Outbound
+from bot.growth import GrowthFeature
+from bot.knowledge.feature import KnowledgeFeature
 from bot.ops.instrument import InstrumentedLM
 from bot.ops.server import OpsFeature
 from bot.outbox import Outbox
 from bot.ports import Adapter
+from bot.profiles import ProfilesFeature
+from bot.replies.pipeline import ReplyPipeline
 from bot.router import ConversationHandler, MessageObserver, Router
 from bot.settings import Settings
 from bot.storage.store import Store
@@ -43,7 +48,13 @@ def build_features(core: Core) -> list[Feature]:
     """Every feature of the product, in start order. A feature that answers members is a
     `ConversationHandler`; one that learns from every message is a `MessageObserver`."""
     features: list[Feature] = [_Builtins(core)]
+    features += [KnowledgeFeature(core), ReplyPipeline(core)]  # /faq, /catalog; answers
     features.append(OpsFeature(core))  # /healthz /readyz /metrics when metrics_port is set
+    profiles = ProfilesFeature(core)  # learns interests; /recommend, /mydata, /forgetme
+    features.append(profiles)
+    features.append(GrowthFeature(core))  # referrals, /link, /stats, /faq gaps, digest
+    features.append(CampaignFeature(core))  # /campaign, /post, /offers; scheduled runs
+    profiles.register_features(features)  # /forgetme reaches each feature's forget_member
     return features
 
 

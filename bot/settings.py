@@ -82,6 +82,50 @@ class Settings(BaseSettings):
     profile_retention_days: int = Field(365, ge=1)
     max_message_chars: int = Field(4000, ge=100)
 
+    # Answers (issue 5): how replies are made, remembered and filtered
+    reply_mode: Literal["auto", "quote", "generate"] = Field(
+        "auto", description="auto: quote a confidently matched FAQ answer or product facts and "
+        "let the model phrase the rest; quote: never generate; generate: always generate "
+        "(post-checked against the sources).",
+    )
+    reply_max_new_tokens: int = Field(96, ge=16, le=512)
+    memory_turns: int = Field(3, ge=0, le=20, description="Exchanges remembered per member "
+                              "and channel.")
+    memory_ttl_s: int = Field(1800, ge=60, description="Seconds a conversation is remembered.")
+    max_question_chars: int = Field(1000, ge=50, description="Longer questions are cut.")
+    deny_list: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Words never sent in a reply (comma-separated in the environment).",
+    )
+
+    # Profiles (issue 6): ingestion queue, summaries
+    profile_queue_max: int = Field(5000, ge=1, description="Messages queued in memory for "
+                                   "profiles; more spill to a Redis stream, none are dropped.")
+    profile_batch: int = Field(64, ge=1, le=1024, description="Messages embedded per batch.")
+    profile_summary_every: int = Field(8, ge=1, description="New messages before a member's "
+                                       "interest summary is rewritten.")
+    profile_summary_interval_s: float = Field(60.0, gt=0, description="Seconds between "
+                                              "summary/retention rounds.")
+
+    # Campaigns and content posts (issue 11)
+    campaign_misfire_grace_s: int = Field(300, ge=1, description="A run found late (process "
+                                          "down at its time) still posts within this many "
+                                          "seconds; later it is recorded as missed.")
+    campaign_coalesce: bool = Field(True, description="After downtime, post one run for the "
+                                    "missed ones instead of each of them.")
+    campaign_poll_s: float = Field(5.0, gt=0, le=300, description="How often each process "
+                                   "looks for runs that other processes scheduled.")
+    campaign_lock_ttl_s: float = Field(300.0, gt=0, description="Expiry of a run's lock; it is "
+                                       "extended while the run works, so it only matters "
+                                       "when a process dies mid-run.")
+    campaign_dm_cap: int = Field(2, ge=0, description="Campaign DMs a member gets at most per "
+                                 "campaign_dm_cap_days.")
+    campaign_dm_cap_days: float = Field(7.0, gt=0, description="Window of the DM cap, in days.")
+    campaign_generation_attempts: int = Field(3, ge=1, le=10, description="Tries to write an "
+                                              "acceptable post before moderators are told.")
+    campaign_retry_backoff_s: float = Field(2.0, ge=0, description="First wait between tries; "
+                                            "doubles each time.")
+
     # Operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = False
@@ -114,12 +158,26 @@ class Settings(BaseSettings):
     digest_channel: str | None = Field(None, description="Moderators' channel for the digest, "
                                        "as platform:channel_id (or set it with /digest channel).")
 
+    # Discord adapter (issue 8)
+    discord_moderator_roles: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Discord roles (ids or names, comma-separated) whose members are "
+        "moderators, besides Manage Server / Manage Messages.",
+    )
+
+    @field_validator("discord_moderator_roles", mode="before")
+    @classmethod
+    def _split_discord_roles(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("admin_ids", mode="before")
+    @field_validator("admin_ids", "deny_list", mode="before")
     @classmethod
     def _split_ids(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -1,0 +1,226 @@
+"""APScheduler 3 with its Redis job store: one pending job per campaign run, each calling the
+plain top-level `run_campaign(campaign_id, scheduled_for)`; several processes may share it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.asyncio import AsyncIOExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.redis import RedisJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.campaigns.models import Campaign, split_campaign_id
+from bot.campaigns.repository import CampaignRepo
+from bot.campaigns.runner import FINAL, CampaignRunner, RunResult, run_id_for
+from bot.campaigns.schedule import next_run_after
+from bot.storage.keys import merchants, scheduler_jobs, scheduler_run_times
+
+log = logging.getLogger(__name__)
+
+JOB_FUNC = "bot.campaigns.scheduler:run_campaign"
+# The scheduler whose executor started the running job; jobs are pickled by reference, so
+# they reach their process's runner through this, not through their arguments.
+_ACTIVE: ContextVar[CampaignScheduler | None] = ContextVar("campaign_scheduler", default=None)
+
+
+async def run_campaign(campaign_id: str, scheduled_for: str) -> str:
+    """The job every campaign run is: chain the next run, then deliver this one."""
+    owner = _ACTIVE.get()
+    if owner is None:
+        raise RuntimeError("run_campaign runs inside a CampaignScheduler's executor")
+    result = await owner.fire(campaign_id, scheduled_for)
+    return result.status
+
+
+class SharedRedisJobStore(RedisJobStore):
+    """RedisJobStore for several schedulers: a job another process already ran and removed is
+    not an error here (stock APScheduler assumes one scheduler and would stop its loop)."""
+
+    def __init__(self, url: str, namespace: str = "") -> None:
+        super().__init__(jobs_key=scheduler_jobs() + namespace,
+                         run_times_key=scheduler_run_times() + namespace)
+        self.redis = redis.Redis.from_url(url)
+
+    def remove_job(self, job_id: str) -> None:
+        with contextlib.suppress(JobLookupError):
+            super().remove_job(job_id)
+
+    def update_job(self, job: Any) -> None:
+        with contextlib.suppress(JobLookupError):
+            super().update_job(job)
+
+
+class _CampaignExecutor(AsyncIOExecutor):
+    def __init__(self, owner: CampaignScheduler) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def _do_submit_job(self, job: Any, run_times: list[datetime]) -> None:
+        token = _ACTIVE.set(self._owner)  # the job's task copies this context when created
+        try:
+            super()._do_submit_job(job, run_times)
+        finally:
+            _ACTIVE.reset(token)
+
+
+def job_id(campaign_id: str, when: datetime) -> str:
+    return f"{campaign_id}@{run_id_for(when)}"
+
+
+class CampaignScheduler:
+    """Owns the AsyncIOScheduler of this process. `poll_s` makes it look at the shared job
+    store regularly, so that runs another process scheduled are seen here too."""
+
+    def __init__(self, redis_url: str, repo: CampaignRepo, runner: CampaignRunner, *,
+                 misfire_grace_s: int = 300, coalesce: bool = True, poll_s: float = 5.0,
+                 store_namespace: str = "") -> None:
+        self.redis_url = redis_url
+        self.store_namespace = store_namespace  # a separate job store on the same Redis
+        self.repo = repo
+        self.runner = runner
+        self.misfire_grace_s = misfire_grace_s
+        self.coalesce = coalesce
+        self.poll_s = poll_s
+        self.scheduler: AsyncIOScheduler | None = None
+        self._poll: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+        self.results: list[tuple[str, str, RunResult]] = []  # (campaign, run, result) here
+
+    async def start(self) -> None:
+        scheduler = AsyncIOScheduler(
+            jobstores={"default": SharedRedisJobStore(self.redis_url, self.store_namespace)},
+            executors={"default": _CampaignExecutor(self)},
+            job_defaults={"misfire_grace_time": self.misfire_grace_s, "coalesce": self.coalesce,
+                          "max_instances": 1},
+            timezone=UTC,
+        )
+        scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
+        scheduler.start()
+        self.scheduler = scheduler
+        await self.reconcile()
+        self._poll = asyncio.create_task(self._poll_loop())
+
+    async def stop(self, drain_s: float = 30.0) -> None:
+        """Stop taking runs, let runs in progress finish (up to `drain_s`), then shut down."""
+        if self._poll is not None:
+            self._poll.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poll
+            self._poll = None
+        if self.scheduler is None:
+            return
+        self.scheduler.pause()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=drain_s)
+        self.scheduler.shutdown(wait=False)
+        self.scheduler = None
+        await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a loop callback
+
+    # Scheduling ------------------------------------------------------------------------
+    def schedule_run(self, campaign: Campaign, when: datetime) -> None:
+        sched = self._require()
+        sched.add_job(JOB_FUNC, trigger="date", run_date=when, args=[campaign.id,
+                      run_id_for(when)], id=job_id(campaign.id, when),
+                      name=f"campaign {campaign.id}", replace_existing=True)
+
+    async def schedule_next(self, campaign: Campaign,
+                            after: datetime | None = None) -> datetime | None:
+        """Schedule the first run after `after` (default: now); returns its time."""
+        moment = after or datetime.now(UTC)
+        when = next_run_after(campaign.schedule, moment)
+        if when is not None:
+            self.schedule_run(campaign, when)
+        await self.repo.update(campaign.merchant, campaign.name,
+                               next_run=run_id_for(when) if when else "")
+        return when
+
+    def unschedule(self, campaign_id: str) -> int:
+        sched = self._require()
+        removed = 0
+        for job in sched.get_jobs():
+            if job.id.startswith(f"{campaign_id}@"):
+                with contextlib.suppress(JobLookupError):
+                    job.remove()
+                    removed += 1
+        return removed
+
+    def pending(self, campaign_id: str) -> list[datetime]:
+        return sorted(job.next_run_time for job in self._require().get_jobs()
+                      if job.id.startswith(f"{campaign_id}@") and job.next_run_time)
+
+    async def reconcile(self) -> None:
+        """Give every live campaign a pending run (after a crash lost one between firing and
+        chaining, or after its run was missed)."""
+        now = datetime.now(UTC)
+        for merchant in sorted(str(m) for m in await self.repo.redis.smembers(merchants())):
+            for campaign in await self.repo.all(merchant):
+                if campaign.paused or self.pending(campaign.id):
+                    continue
+                start = now
+                if campaign.next_run:
+                    recorded = datetime.fromisoformat(campaign.next_run)
+                    info = await self.repo.run_info(merchant, campaign.name, campaign.next_run)
+                    if info.get("status") not in FINAL and recorded > now - timedelta(
+                            seconds=self.misfire_grace_s):
+                        self.schedule_run(campaign, recorded)
+                        continue
+                await self.schedule_next(campaign, start)
+
+    # Firing ----------------------------------------------------------------------------
+    async def fire(self, campaign_id: str, scheduled_for: str) -> RunResult:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            merchant, name = split_campaign_id(campaign_id)
+            campaign = await self.repo.get(merchant, name)
+            if campaign is not None and not campaign.paused:
+                # Chain first: a crash during delivery must not lose the following runs.
+                scheduled = datetime.fromisoformat(scheduled_for)
+                await self.schedule_next(
+                    campaign, datetime.now(UTC) if self.coalesce else scheduled)
+            result = await self.runner.run(campaign_id, scheduled_for)
+            self.results.append((campaign_id, scheduled_for, result))
+            log.info("campaign %s run %s: %s", campaign_id, scheduled_for, result)
+            return result
+        finally:
+            if task is not None:
+                self._running.discard(task)
+
+    def _on_missed(self, event: JobExecutionEvent) -> None:
+        campaign_id, _, run_id = str(event.job_id).partition("@")
+        task = asyncio.get_running_loop().create_task(self._missed(campaign_id, run_id))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _missed(self, campaign_id: str, run_id: str) -> None:
+        merchant, name = split_campaign_id(campaign_id)
+        campaign = await self.repo.get(merchant, name)
+        if campaign is None:
+            return
+        info = await self.repo.run_info(merchant, name, run_id)
+        if info.get("status") not in FINAL:
+            await self.repo.record_run(
+                merchant, name, run_id, datetime.fromisoformat(run_id).timestamp(),
+                status="missed", note=f"no process was up within {self.misfire_grace_s}s of it")
+        if not campaign.paused:
+            await self.schedule_next(campaign)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            if self.scheduler is not None:
+                self.scheduler.wakeup()
+
+    def _require(self) -> AsyncIOScheduler:
+        if self.scheduler is None:
+            raise RuntimeError("the campaign scheduler is not running")
+        return self.scheduler
