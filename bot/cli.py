@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.errors import ConfigError, ShopkeepError
 from bot.events import Inbound, MemberRef, Outbound, Platform, Privilege
+from bot.knowledge import cli as knowledge_cli
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("shopkeep")
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         "that bots with SHOPKEEP_LM_BACKEND=remote write to. Needs SHOPKEEP_REDIS_URL.",
     )
     worker.add_argument("--redis-url", help="defaults to SHOPKEEP_REDIS_URL")
+    knowledge_cli.add_parser(sub)  # shopkeep import faq|catalog FILE
 
     return parser
 
@@ -237,6 +239,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "run": cmd_run,
     "ask": cmd_ask,
     "lm-worker": cmd_lm_worker,
+    "import": knowledge_cli.cmd_import,
 }
 
 

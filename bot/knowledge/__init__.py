@@ -1,0 +1,1 @@
+"""The merchant's FAQ and catalog: import and validation, storage, and hybrid retrieval."""

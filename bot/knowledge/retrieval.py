@@ -1,0 +1,126 @@
+"""Hybrid retrieval: typo-corrected question, lexical coverage fused with vector similarity."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import numpy as np
+
+from bot.knowledge.index import Index, build_index
+from bot.knowledge.models import FaqEntry, Product
+from bot.knowledge.store import KnowledgeStore
+from bot.knowledge.text import content_stems
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How scores combine, and where relevance starts. Calibrated with bench/answer_quality.py
+    on the FAQ alternates and product names (not on the evaluation set)."""
+
+    vector_weight: float = 0.6
+    body_discount: float = 0.1  # an answer/description match counts this much less
+    threshold: float = 0.45  # below: "I don't know"
+    confident: float = 0.6  # at or above (and clear of the runner-up): quote the FAQ answer
+    margin: float = 0.04
+    use_speller: bool = True
+    use_lexical: bool = True
+
+
+@dataclass(frozen=True)
+class Hit:
+    kind: str
+    record: FaqEntry | Product
+    score: float
+    vector: float
+    lexical: float
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def title(self) -> str:
+        return self.record.title
+
+    @property
+    def url(self) -> str | None:
+        return self.record.url
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str  # as matched, after slang and typo correction
+    hits: list[Hit]  # best first, all of them (thresholds are the caller's to apply)
+
+    def relevant(self, fusion: Fusion) -> list[Hit]:
+        return [h for h in self.hits if h.score >= fusion.threshold]
+
+
+class Retriever:
+    """Searches a merchant's knowledge; the index is rebuilt when the stored version moves,
+    so an import in another process is seen on the next question."""
+
+    def __init__(self, knowledge: KnowledgeStore, fusion: Fusion | None = None) -> None:
+        self.knowledge = knowledge
+        self.fusion = fusion or Fusion()
+        self._indexes: dict[str, Index] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def index(self, merchant: str) -> Index:
+        version = await self.knowledge.version(merchant)
+        cached = self._indexes.get(merchant)
+        if cached is not None and cached.version == version:
+            return cached
+        lock = self._locks.setdefault(merchant, asyncio.Lock())
+        async with lock:
+            cached = self._indexes.get(merchant)
+            if cached is not None and cached.version == version:
+                return cached
+            faq = await self.knowledge.faq_entries(merchant)
+            products = await self.knowledge.products(merchant)
+            vectors = await self.knowledge.vectors(merchant)
+            built = build_index(faq, products, vectors, version)
+            self._indexes[merchant] = built
+            return built
+
+    async def search(self, merchant: str, question: str, limit: int = 5,
+                     kinds: Collection[str] = ("faq", "product"), in_stock: bool | None = None,
+                     category: str | None = None) -> SearchResult:
+        """Rank the merchant's FAQ entries and products for `question`.
+
+        Args:
+            kinds: which kinds of record to consider.
+            in_stock: only products in (True) or out of (False) stock.
+            category: only products of this category.
+        """
+        index = await self.index(merchant)
+        fusion = self.fusion
+        query = index.speller.normalise(question) if fusion.use_speller else question.lower()
+        if not index.docs or not query.strip():
+            return SearchResult(query, [])
+        [vector] = await self.knowledge.lm.embed([query])
+        head, body = index.vector(np.asarray(vector, dtype=np.float32))
+        vec = np.maximum(head, body - fusion.body_discount)
+        if fusion.use_lexical:
+            lex = index.lexical(content_stems(query))
+            score = fusion.vector_weight * vec + (1 - fusion.vector_weight) * lex
+        else:
+            lex = np.zeros_like(vec)
+            score = vec
+        hits = []
+        for i in np.argsort(-score):
+            doc = index.docs[int(i)]
+            if doc.kind not in kinds:
+                continue
+            if isinstance(doc.record, Product):
+                if in_stock is not None and doc.record.in_stock != in_stock:
+                    continue
+                if category is not None and doc.record.category != category.lower():
+                    continue
+            hits.append(Hit(doc.kind, doc.record, float(score[i]), float(vec[i]),
+                            float(lex[i])))
+            if len(hits) >= limit:
+                break
+        return SearchResult(query, hits)

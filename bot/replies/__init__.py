@@ -1,0 +1,1 @@
+"""Answers to members: the reply pipeline, conversation memory, prompts and citations."""
