@@ -101,6 +101,9 @@ class GrowthCommands:
             return (f"Your link code is {issued}. Within {minutes} minute(s), send "
                     f"/link {issued} to me from your other account. It works once.")
         result = await linking.redeem(ctx.merchant, ctx.member_key, code)
+        for account in result.accounts:
+            if account != result.person:
+                await self.growth.referrals.merge_referrer(ctx.merchant, result.person, account)
         return ("Linked! These accounts are now one member with one profile: "
                 + ", ".join(result.accounts) + ".")
 

@@ -191,12 +191,14 @@ class Referrals:
         if at > now:
             return 0
         platform = invitee.partition(":")[0]
+        # Boards count persons: a referrer who linked accounts gets one line.
+        referrer = await self.canonical(keys.merchant, record["referrer"])
         return int(await self._move(
             keys=[keys.referral(invitee), keys.referral_pending(),
                   keys.stats_counts(self.calendar.day(at)), keys.referral_board("all"),
                   keys.referral_board(self.calendar.month(at))],
             args=["credited", "credited_at", repr(at), invitee, f"ref_credited:{platform}",
-                  RETENTION_S, record["referrer"]],
+                  RETENTION_S, referrer],
         ))
 
     async def leaderboard(self, merchant: str, now: float, period: str = "month",
@@ -209,6 +211,17 @@ class Referrals:
                     await self.redis.zrevrange(board, 0, top - 1, withscores=True))
         names = await self.redis.hgetall(keys.stats_labels())
         return [(str(m), str(names.get(f"member:{m}", m)), int(s)) for m, s in rows]
+
+    async def merge_referrer(self, merchant: str, person: str, other: str) -> None:
+        """After linking: `other`'s credited referrals count for `person` on every board."""
+        keys = Keys(merchant)
+        async for board in self.redis.scan_iter(match=keys.referral_board("*"), count=500):
+            score = await self.redis.zscore(board, other)
+            if score is not None:
+                async with self.redis.pipeline(transaction=True) as pipe:
+                    pipe.zincrby(board, score, person)
+                    pipe.zrem(board, other)
+                    await pipe.execute()
 
     async def records(self, merchant: str) -> list[dict[str, str]]:
         keys = Keys(merchant)

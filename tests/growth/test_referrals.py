@@ -245,3 +245,18 @@ async def test_forgetting_a_member_keeps_counts_but_not_their_key(
                 str(await redis_client.zrange(key, 0, -1)) if kind == "zset" else
                 str(await redis_client.get(key)))
         assert ALICE not in key and ALICE not in dump, key
+
+
+async def test_a_linked_referrer_is_one_line_on_the_board(growth: GrowthFeature) -> None:
+    growth.settings.referral_min_messages = 0
+    growth.settings.referral_stay_days = 0
+    on_telegram = await growth.referrals.code_for(M, ALICE, "Alice")
+    on_discord = await growth.referrals.code_for(M, CARL, "Carl")
+    await growth.member_joined(M, "telegram:500", on_telegram, ts=T0)
+    await growth.member_joined(M, "discord:501", on_discord, ts=T0)
+    await growth.referrals.settle(M, T0)
+    (issued,) = await say(growth, inbound(Platform.TELEGRAM, "1", "/link", community=None))
+    code = issued.text.split("code is ")[1].split(".")[0]
+    await say(growth, inbound(Platform.DISCORD, "3", f"/link {code}", community=None))
+    await growth.member_joined(M, "discord:502", on_discord, ts=T0)
+    assert await growth.referrals.leaderboard(M, T0, "all") == [(ALICE, "Alice", 3)]
