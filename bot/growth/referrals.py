@@ -192,7 +192,7 @@ class Referrals:
             return 0
         platform = invitee.partition(":")[0]
         # Boards count persons: a referrer who linked accounts gets one line.
-        referrer = await self.canonical(keys.merchant, record["referrer"])
+        referrer = await self.canonical(keys.merchant, str(record["referrer"]))
         return int(await self._move(
             keys=[keys.referral(invitee), keys.referral_pending(),
                   keys.stats_counts(self.calendar.day(at)), keys.referral_board("all"),
