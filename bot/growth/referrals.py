@@ -145,6 +145,24 @@ class Referrals:
             return JoinOutcome("already_attributed", referrer)
         return JoinOutcome("attributed", referrer)
 
+    async def register_invite(self, merchant: str, platform: str, invite_code: str,
+                              member_key: str) -> str:
+        """Remember that a platform invite (one the Discord adapter made for a member) stands
+        for that member's referral code. Returns the referral code."""
+        code = await self.code_for(merchant, member_key)
+        await self.redis.hset(Keys(merchant).referral_invites(), f"{platform}:{invite_code}",
+                              code)
+        return code
+
+    async def code_for_invite(self, merchant: str, platform: str,
+                              invite_code: str | None) -> str | None:
+        """The referral code behind a registered platform invite, or None."""
+        if not invite_code:
+            return None
+        found = await self.redis.hget(Keys(merchant).referral_invites(),
+                                      f"{platform}:{invite_code}")
+        return str(found) if found else None
+
     async def note_message(self, merchant: str, member_key: str, ts: float) -> None:
         """Count an invitee's message toward the rule, then credit them if it is met."""
         keys = Keys(merchant)

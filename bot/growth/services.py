@@ -11,7 +11,7 @@ from bot.growth.analytics import Analytics, StatsReport
 from bot.growth.gaps import FaqGaps
 from bot.growth.linking import Linking
 from bot.growth.periods import Calendar
-from bot.growth.referrals import JoinOutcome, Referrals
+from bot.growth.referrals import JoinOutcome, Referrals, attribute_invite_uses
 from bot.knowledge.store import KnowledgeStore
 
 
@@ -79,6 +79,17 @@ class Growth:
                             ts: float | None = None) -> JoinOutcome:
         return await self.referrals.member_joined(merchant, member_key, referral_code,
                                                   time.time() if ts is None else ts)
+
+    async def member_joined_via_invite(self, merchant: str, member_key: str,
+                                       invite_uses_before: dict[str, int],
+                                       invite_uses_after: dict[str, int],
+                                       ts: float | None = None) -> JoinOutcome:
+        """Discord, best effort: the adapter passes the guild's invite use counts from before
+        and after the join; the one invite that moved names the referral code."""
+        platform = member_key.partition(":")[0]
+        invite = attribute_invite_uses(invite_uses_before, invite_uses_after)
+        code = await self.referrals.code_for_invite(merchant, platform, invite)
+        return await self.member_joined(merchant, member_key, code, ts)
 
     async def member_left(self, merchant: str, member_key: str,
                           ts: float | None = None) -> str | None:

@@ -160,6 +160,10 @@ class Keys:
     def referral_pending(self) -> str:
         return f"{self.root}:ref:pending"
 
+    def referral_invites(self) -> str:
+        """Hash: a platform invite (`discord:<invite code>`) → the referral code it carries."""
+        return f"{self.root}:ref:invites"
+
     def referral_board(self, period: str) -> str:
         """Sorted set of credited referrals per referrer: `all` or a month `2026-11`."""
         return f"{self.root}:ref:board:{period}"

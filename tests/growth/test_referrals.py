@@ -260,3 +260,22 @@ async def test_a_linked_referrer_is_one_line_on_the_board(growth: GrowthFeature)
     await say(growth, inbound(Platform.DISCORD, "3", f"/link {code}", community=None))
     await growth.member_joined(M, "discord:502", on_discord, ts=T0)
     assert await growth.referrals.leaderboard(M, T0, "all") == [(ALICE, "Alice", 3)]
+
+
+async def test_discord_joins_are_attributed_from_invite_use_counts(
+        growth: GrowthFeature, redis_client: aioredis.Redis) -> None:
+    code = await growth.referrals.register_invite(M, "discord", "AbCd12", CARL)
+    assert code == await growth.referrals.code_for(M, CARL)
+    await growth.referrals.register_invite(M, "discord", "Other9", ALICE)
+    outcome = await growth.member_joined_via_invite(
+        M, "discord:600", {"AbCd12": 3, "Other9": 1, "public": 40},
+        {"AbCd12": 4, "Other9": 1, "public": 40}, ts=T0)
+    assert outcome.attributed and outcome.referrer == CARL
+    # The shared server invite is no one's referral; overlapping joins are left unattributed.
+    public = await growth.member_joined_via_invite(
+        M, "discord:601", {"public": 40}, {"public": 41}, ts=T0)
+    assert public.status == "no_code"
+    overlap = await growth.member_joined_via_invite(
+        M, "discord:602", {"AbCd12": 4, "Other9": 1}, {"AbCd12": 5, "Other9": 2}, ts=T0)
+    assert overlap.status == "no_code"
+    assert await _status(redis_client, "discord:600") == "pending"
