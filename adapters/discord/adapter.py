@@ -71,7 +71,7 @@ class DiscordAdapter(Adapter):
         return cls(settings.discord_token.get_secret_value(),
                    api_url=settings.discord_api_url, gateway_url=settings.discord_gateway_url,
                    shards=settings.discord_shards,
-                   moderator_roles=getattr(settings, "discord_moderator_roles", ()))
+                   moderator_roles=settings.discord_moderator_roles)
 
     # Lifecycle
 

@@ -93,8 +93,9 @@ class Fault:
 
 
 class DiscordStandIn:
-    """Users 1 (owner), 2 (admin), 3 (moderator), 4 and 5 (members) in guild `guild_id`,
-    channels `general` and `help`; the bot is user `bot_id`."""
+    """Users 1 (owner), 2 (admin), 3 (moderator), 4 and 5 (members), 6 (member with the
+    permission-less role "Helpers") in guild `guild_id`, channels `general` and `help`; the
+    bot is user `bot_id`."""
 
     def __init__(self, token: str = "test-token", heartbeat_interval_ms: int = 41250) -> None:
         self.token = token
@@ -104,13 +105,13 @@ class DiscordStandIn:
         self.guild_id = snowflake()
         self.general = snowflake()
         self.help = snowflake()
-        self.role_mod, self.role_admin = snowflake(), snowflake()
+        self.role_mod, self.role_admin, self.role_helper = snowflake(), snowflake(), snowflake()
         self.users: dict[str, dict[str, Any]] = {
             self.bot_id: _user(self.bot_id, "shopkeep", bot=True)}
         self.member_roles: dict[str, list[str]] = {}
         for uid, name, roles in (("1", "olivia", []), ("2", "ada", [self.role_admin]),
                                  ("3", "mo", [self.role_mod]), ("4", "mia", []),
-                                 ("5", "max", [])):
+                                 ("5", "max", []), ("6", "hana", [self.role_helper])):
             self.users[uid] = _user(uid, name)
             self.member_roles[uid] = roles
         self.channels: dict[str, dict[str, Any]] = {
@@ -300,7 +301,7 @@ class DiscordStandIn:
         perms = PERM_EVERYONE
         for role in self.member_roles.get(user, []):
             perms |= {self.role_mod: PERM_MANAGE_GUILD | PERM_MANAGE_MESSAGES,
-                      self.role_admin: PERM_ADMINISTRATOR}[role]
+                      self.role_admin: PERM_ADMINISTRATOR, self.role_helper: 0}[role]
         return perms
 
     def _member(self, user: str, with_user: bool) -> dict[str, Any]:
@@ -315,7 +316,8 @@ class DiscordStandIn:
     def _guild(self) -> dict[str, Any]:
         roles = [_role(self.guild_id, "@everyone", PERM_EVERYONE, 0),
                  _role(self.role_mod, "Moderators", PERM_MANAGE_GUILD | PERM_MANAGE_MESSAGES, 1),
-                 _role(self.role_admin, "Admins", PERM_ADMINISTRATOR, 2)]
+                 _role(self.role_admin, "Admins", PERM_ADMINISTRATOR, 2),
+                 _role(self.role_helper, "Helpers", 0, 3)]
         members = [self._member(uid, True) for uid in self.member_roles]
         members.append({"user": self.users[self.bot_id], "roles": [], "joined_at": _iso(),
                         "deaf": False, "mute": False, "flags": 0})
