@@ -60,6 +60,7 @@ class DiscordAdapter(Adapter):
         self._specs: dict[str, CommandSpec] = {}
         self._runner: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        self._deferred: dict[int, bool] = {}  # interaction id → deferred privately?
         self.client.event(self.on_message)
         self.client.event(self.on_interaction)
         self.client.event(self.on_guild_join)
@@ -165,9 +166,8 @@ class DiscordAdapter(Adapter):
                 raw[name] = f"discord:{value.id}"
             else:
                 raw[name] = value
-        if files and not interaction.response.is_done():
-            # a download may take a while: acknowledge first
-            await interaction.response.defer(ephemeral=spec.private, thinking=True)
+        if files:
+            await self._defer(interaction, spec.private)  # a download may take a while
         try:
             attachments = await read_attachments(files)
         except UserFacingError as exc:
@@ -183,20 +183,33 @@ class DiscordAdapter(Adapter):
                                   *, slow: bool, private: bool) -> None:
         """Defer at once for slow commands, or when the answer is not ready within
         `defer_after_s`; then respond (or follow up) with every outbound."""
-        if slow and not interaction.response.is_done():
-            await interaction.response.defer(ephemeral=private, thinking=True)
+        if slow:
+            await self._defer(interaction, private)
         task = asyncio.create_task(self.host.handle(inbound))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
         if not interaction.response.is_done():
             done, _ = await asyncio.wait({task}, timeout=self.defer_after_s)
             if not done:
-                await interaction.response.defer(ephemeral=private, thinking=True)
+                await self._defer(interaction, private)
         replies = await task
         await self._respond(interaction, replies or [Outbound("Done.", private=True)])
 
+    async def _defer(self, interaction: discord.Interaction, private: bool) -> None:
+        """Acknowledge now ("thinking..."); remember whether only the member sees it."""
+        if not interaction.response.is_done():
+            await interaction.response.defer(ephemeral=private, thinking=True)
+            self._deferred[interaction.id] = private
+
     async def _respond(self, interaction: discord.Interaction,
                        replies: Sequence[Outbound]) -> None:
+        # The first follow-up after a deferral replaces the "thinking" message and keeps its
+        # visibility; when the answer's privacy differs (a public slow command refusing a
+        # member privately), remove the placeholder and send a fresh follow-up instead.
+        deferred = self._deferred.pop(interaction.id, None)
+        if deferred is not None and replies and replies[0].private != deferred:
+            with contextlib.suppress(discord.NotFound):
+                await interaction.delete_original_response()
         for index, outbound in enumerate(replies):
             for part in render(outbound, index):
                 extras = _extras(part)

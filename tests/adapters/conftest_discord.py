@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from adapters.discord import DiscordAdapter
 from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandRegistry, CommandSpec
-from bot.events import Button, Citation, Outbound
+from bot.events import Button, Citation, Outbound, Privilege
 from bot.router import Router
 from bot.storage.store import Store
 from bot.tenancy import Tenancy
@@ -46,6 +46,9 @@ class TestOnlyCommands:
             CommandSpec("ponder", "Not declared slow but takes its time.", self.ponder,
                         args=(Arg("seconds", ArgKind.FLOAT, "how long it takes"),)),
             CommandSpec("showcase", "Products with links and a button.", self.showcase),
+            CommandSpec("audit", "A slow moderators' audit.", self.ponder, slow=True,
+                        privilege=Privilege.MODERATOR,
+                        args=(Arg("seconds", ArgKind.FLOAT, "how long it takes"),)),
             CommandSpec("echo", "Repeat text.", self.echo,
                         args=(Arg("text", ArgKind.TEXT, "what to repeat"),)),
         ]

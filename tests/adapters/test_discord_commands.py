@@ -126,3 +126,21 @@ async def test_member_input_error_is_explained_privately(dc_rig: DiscordRig) -> 
     await dc_rig.standin.wait_for(lambda: bool(dc_rig.standin.for_interaction(iid)))
     [reply] = dc_rig.standin.for_interaction(iid)
     assert reply.ephemeral and "There is no command /nosuchthing" in reply.content
+
+
+async def test_refusal_after_a_public_deferral_stays_private(dc_rig: DiscordRig) -> None:
+    standin = dc_rig.standin
+    iid = await standin.slash("4", "audit", {"seconds": 0.1})
+    await standin.wait_for(lambda: len(standin.for_interaction(iid)) == 2)
+    ack, refusal = standin.for_interaction(iid)
+    token = next(t for t, i in standin.interactions.items() if i.id == iid)
+    assert ack.callback_type == 5 and not ack.ephemeral
+    assert standin.interactions[token].original == "deleted"  # the public placeholder
+    assert refusal.ephemeral and "moderators only" in refusal.content
+    assert dc_rig.extra.calls == []  # refused before the handler ran
+
+    done = await standin.slash("3", "audit", {"seconds": 0.1})
+    await standin.wait_for(lambda: len(standin.for_interaction(done)) == 2)
+    answer = standin.for_interaction(done)[1]
+    assert not answer.ephemeral and answer.content.startswith("Pondered")
+    assert dc_rig.extra.calls == ["ponder"]

@@ -72,6 +72,8 @@ class Interaction:
     channel_id: str
     acked_type: int | None = None
     ack_at: float | None = None
+    ack_flags: int = 0
+    original: str = "pending"  # "pending" → "replaced" (first follow-up) or "deleted"
 
 
 @dataclass
@@ -573,6 +575,7 @@ class DiscordStandIn:
             if error is not None:
                 return error
         interaction.acked_type, interaction.ack_at = kind, time.monotonic()
+        interaction.ack_flags = int(data.get("flags") or 0)
         _sent, msg = self._record("response", interaction.channel_id, data, files,
                                   interaction, kind)
         return _json({
@@ -587,8 +590,16 @@ class DiscordStandIn:
         if interaction is None or interaction.acked_type is None:
             return _json({"message": "Unknown Webhook", "code": 10015}, status=404)
         if request.method == "DELETE":
+            interaction.original = "deleted"
             return web.Response(status=204)
         body, files = await self._payload(request)
+        if request.method == "POST" and interaction.acked_type == 5 \
+                and interaction.original == "pending":
+            # Discord: the first follow-up fills the "thinking" placeholder, whose
+            # visibility was fixed when the interaction was deferred.
+            interaction.original = "replaced"
+            body["flags"] = (int(body.get("flags") or 0) & ~EPHEMERAL) | (
+                interaction.ack_flags & EPHEMERAL)
         error = _check_content(body, files)
         if error is not None:
             return error
