@@ -52,8 +52,9 @@ def build_features(core: Core) -> list[Feature]:
     features.append(OpsFeature(core))  # /healthz /readyz /metrics when metrics_port is set
     profiles = ProfilesFeature(core)  # learns interests; /recommend, /mydata, /forgetme
     features.append(profiles)
-    features.append(GrowthFeature(core))  # referrals, /link, /stats, /faq gaps, digest
-    features.append(CampaignFeature(core))  # /campaign, /post, /offers; scheduled runs
+    campaigns = CampaignFeature(core)  # /campaign, /post, /offers; scheduled runs
+    features.append(campaigns)
+    features.append(GrowthFeature(core, campaigns))  # referrals, /link, /stats, digest job
     profiles.register_features(features)  # /forgetme reaches each feature's forget_member
     return features
 

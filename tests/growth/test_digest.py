@@ -19,7 +19,7 @@ from bot.growth import GrowthFeature, run_weekly_digest, schedule_digest
 from bot.growth.chart import render_digest_chart
 from bot.growth.digest import build_digest
 from bot.growth.periods import DAY_S
-from bot.storage.keys import Keys
+from bot.storage.keys import Keys, scheduler_jobs
 from tests.growth.conftest import Build, inbound, say
 
 M = "default"
@@ -147,3 +147,35 @@ async def test_preview_and_scheduling(make_growth: Build) -> None:
     after = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)  # a Monday
     fire = job.trigger.get_next_fire_time(None, after)
     assert (fire.isoformat(), fire.tzname()) == ("2026-11-27T17:00:00+01:00", "CET")
+
+
+async def test_the_digest_runs_as_a_job_of_the_campaign_scheduler(
+        make_growth: Build, redis_client: aioredis.Redis) -> None:
+    from bot.campaigns import CampaignFeature
+
+    core = (await make_growth(digest_channel="telegram:-100", digest_weekday="wed",
+                              digest_hour=6)).core
+    adapter = ConsoleAdapter(interactive=False)
+    adapter.platform = Platform.TELEGRAM
+    core.outbox.attach(adapter)
+    campaigns = CampaignFeature(core)
+    await campaigns.start()
+    try:
+        await GrowthFeature(core, campaigns).start()
+        scheduler = campaigns.scheduler.scheduler
+        job = scheduler.get_job("digest:default")
+        assert job is not None and job.args == ("default",)
+        assert job.next_run_time.weekday() == 2 and job.next_run_time.hour == 6
+        # Kept in the shared Redis job store, so every process sees the same one job.
+        assert "digest:default" in await redis_client.hkeys(scheduler_jobs())
+        scheduler.modify_job("digest:default", next_run_time=dt.datetime.now(dt.UTC))
+        scheduler.wakeup()
+        for _ in range(100):
+            if adapter.sent:
+                break
+            await asyncio.sleep(0.1)
+        (digest,) = adapter.sent
+        assert digest.text.startswith("Weekly digest") and digest.files
+        assert scheduler.get_job("digest:default") is not None  # weekly: it stays scheduled
+    finally:
+        await campaigns.stop()
