@@ -17,7 +17,9 @@ from typing import Any
 
 from bot.errors import ConfigError, ShopkeepError
 from bot.events import Inbound, MemberRef, Outbound, Platform, Privilege
+from bot.growth import cli as growth_cli
 from bot.knowledge import cli as knowledge_cli
+from bot.profiles import cli as profiles_cli
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("shopkeep")
@@ -88,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument("--redis-url", help="defaults to SHOPKEEP_REDIS_URL")
     knowledge_cli.add_parser(sub)  # shopkeep import faq|catalog FILE
+    profiles_cli.add_parser(sub)  # shopkeep import history FILE (joins `import`)
+    growth_cli.add_parser(sub)  # shopkeep stats
 
     return parser
 
@@ -240,7 +244,9 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "ask": cmd_ask,
     "lm-worker": cmd_lm_worker,
     "import": knowledge_cli.cmd_import,
+    "stats": growth_cli.cmd_stats,
 }
+COMMANDS["import"] = profiles_cli.with_history(COMMANDS.get("import"))  # + import history
 
 
 if __name__ == "__main__":
