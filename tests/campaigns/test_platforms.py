@@ -1,0 +1,101 @@
+"""A scheduled campaign through the real adapters: discord.py and python-telegram-bot talking
+to the local Discord and Telegram stand-ins."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapters.discord import DiscordAdapter
+from adapters.telegram import TelegramAdapter
+from bot.campaigns import CampaignFeature
+from bot.commands.registry import CommandSpec
+from bot.events import Inbound, Outbound, Platform
+from bot.router import Router
+from tests.campaigns.conftest import Build, say, wait_until
+from tests.campaigns.test_scheduler import soon
+from tests.standins.discord_api import DiscordStandIn
+from tests.standins.telegram_api import TelegramStandIn
+
+GROUP = -100500
+POST = "Spring tents are in: the Trailhead 2P pitches in five minutes."
+
+
+@dataclass
+class Host:
+    """What the adapters start with: the real router with the campaigns feature observing."""
+
+    feature: CampaignFeature
+
+    async def handle(self, inbound: Inbound) -> list[Outbound]:
+        core = self.feature.core
+        return await Router(core.registry, core.tenancy, observers=[self.feature]).handle(inbound)
+
+    @property
+    def commands(self) -> Sequence[CommandSpec]:
+        return self.feature.core.registry.all()
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        return self.feature.core.store.redis
+
+
+@pytest.fixture
+async def standins() -> AsyncIterator[tuple[DiscordStandIn, TelegramStandIn]]:
+    discord, telegram = DiscordStandIn(), TelegramStandIn()
+    await discord.start()
+    await telegram.start()
+    yield discord, telegram
+    await telegram.stop()
+    await discord.stop()
+
+
+async def test_a_due_campaign_posts_to_discord_and_telegram_standins(
+        make_feature: Build, standins: tuple[DiscordStandIn, TelegramStandIn]) -> None:
+    dc_api, tg_api = standins
+    discord = DiscordAdapter(dc_api.token, api_url=dc_api.api_url,
+                             gateway_url=dc_api.gateway_url, guild_ready_timeout=0.1)
+    telegram = TelegramAdapter(tg_api.token, tg_api.base_url, poll_timeout_s=1)
+    feature = await make_feature([discord, telegram])
+    host = Host(feature)
+    await discord.start(host)
+    await telegram.start(host)
+    try:
+        # Members chat on both platforms: that is how the bot learns the channels exist.
+        await dc_api.message("4", "anyone tried the new tents?")
+        tg_api.group(GROUP)
+        tg_api.message(GROUP, 77, "hello from telegram")
+        dc_key, tg_key = f"discord:{dc_api.general}", f"telegram:{GROUP}"
+
+        async def known() -> set[str]:
+            return await feature.repo.known_channels("default")
+
+        for _ in range(100):
+            if {dc_key, tg_key} <= await known():
+                break
+            await asyncio.sleep(0.05)
+        assert {dc_key, tg_key} <= await known()
+
+        created = await say(feature, f'/campaign create spring {soon(2)} {dc_key},{tg_key} '
+                            '"Spring tents"', channel=None)
+        assert "Campaign spring created" in created
+        await say(feature, f"/campaign edit spring text {POST}", channel=None)
+        await say(feature, "/campaign approve spring", channel=None)
+        await wait_until(lambda: bool(dc_api.messages_in(dc_api.general))
+                         and bool(tg_api.sent_to(GROUP)), 10)
+        await asyncio.sleep(0.5)
+        assert [m.content for m in dc_api.messages_in(dc_api.general)] == [POST]
+        assert [s.text for s in tg_api.sent_to(GROUP)] == [POST]
+        [(run_id, info)] = await feature.repo.recent_runs("default", "spring")
+        assert info["status"] == "done"
+        log = await feature.repo.deliveries("default", "spring", run_id)
+        assert {d.status for d in log.values()} == {"sent"} and len(log) == 2
+        assert all(d.message_ids for d in log.values())
+    finally:
+        await telegram.stop()
+        await discord.stop()
+    assert feature.core.outbox.platforms == [Platform.DISCORD, Platform.TELEGRAM]
