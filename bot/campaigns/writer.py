@@ -21,6 +21,7 @@ from lm_service.api import ChatMessage, GenerationRequest, LMClient, LMError, Pr
 log = logging.getLogger(__name__)
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+USER_MARKER = "=====USER====="  # separates the system and the user message in a template
 POST_KINDS = ("spotlight", "tips", "roundup", "question", "promotion")
 _PRICE = re.compile(
     r"(?:(?P<sym>[$€£])\s?(?P<a>\d[\d,]*(?:\.\d{1,2})?))"
@@ -82,10 +83,10 @@ def render_messages(env: jinja2.Environment, req: PostRequest) -> tuple[ChatMess
         "questions": req.questions[:8], "platform_hint": " ".join(hints[:1]),
         "max_words": max(30, min(120, req.max_chars // 8)),
     }
-    ctx = template.new_context(values)
-    system = "".join(template.blocks["system"](ctx)).strip()
-    user = "".join(template.blocks["user"](ctx)).strip()
-    return (ChatMessage("system", system), ChatMessage("user", user))
+    system, marker, user = template.render(values).partition(USER_MARKER)
+    if not marker:
+        raise ValueError(f"prompt template {name} has no {USER_MARKER} line")
+    return (ChatMessage("system", system.strip()), ChatMessage("user", user.strip()))
 
 
 def problems(text: str, req: PostRequest, allowed_urls: frozenset[str]) -> list[str]:
