@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 DEFER_AFTER_S = 2.0  # Discord drops an interaction not acknowledged within 3 s
 READY_TIMEOUT_S = 60.0
+TYPING_AFTER_S = 0.8
 
 
 class DiscordAdapter(Adapter):
@@ -133,10 +134,19 @@ class DiscordAdapter(Adapter):
             await self._send_parts(message.channel, render(Outbound(exc.message)), message)
             return
         addressed = inbound.is_direct or inbound.mentions_bot or inbound.reply_to_bot
-        # "typing" only where an answer is expected, not on every line of chatter
-        typing = message.channel.typing() if addressed else contextlib.nullcontext()
-        async with typing:
-            replies = await self.host.handle(inbound)
+        task = asyncio.create_task(self.host.handle(inbound))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        # "typing" at once where an answer is expected; for other messages (a question in a
+        # help channel) only once the core is visibly working on one — never for chatter,
+        # which the core returns from at once.
+        if not addressed:
+            await asyncio.wait({task}, timeout=TYPING_AFTER_S)
+        if not task.done():
+            async with message.channel.typing():
+                replies = await task
+        else:
+            replies = task.result()
         for index, outbound in enumerate(replies):
             await self._reply_to_message(message, outbound, index)
 

@@ -49,6 +49,9 @@ class TestOnlyCommands:
             CommandSpec("audit", "A slow moderators' audit.", self.ponder, slow=True,
                         privilege=Privilege.MODERATOR,
                         args=(Arg("seconds", ArgKind.FLOAT, "how long it takes"),)),
+            CommandSpec("upload", "Read an attached file.", self.upload,
+                        args=(Arg("file", ArgKind.ATTACHMENT, "a CSV file"),
+                              Arg("note", ArgKind.STR, "a word", required=False))),
             CommandSpec("echo", "Repeat text.", self.echo,
                         args=(Arg("text", ArgKind.TEXT, "what to repeat"),)),
         ]
@@ -76,6 +79,12 @@ class TestOnlyCommands:
                        Citation("faq", "returns", "Returns policy")),
             buttons=(Button("Tell me more", "/echo more about tents"),
                      Button("Open shop", "", url="https://shop.example")))
+
+    async def upload(self, ctx: CommandContext) -> str:
+        self.calls.append("upload")
+        file = ctx.args["file"]
+        first = file.data.decode().splitlines()[0]
+        return f"{file.filename}: {len(file.data)} bytes, header {first!r}, note {ctx.args['note']}"
 
     async def echo(self, ctx: CommandContext) -> str:
         self.calls.append("echo")

@@ -144,3 +144,18 @@ async def test_refusal_after_a_public_deferral_stays_private(dc_rig: DiscordRig)
     answer = standin.for_interaction(done)[1]
     assert not answer.ephemeral and answer.content.startswith("Pondered")
     assert dc_rig.extra.calls == ["ponder"]
+
+
+async def test_attachment_option_is_downloaded_and_handed_to_the_command(
+        dc_rig: DiscordRig) -> None:
+    standin = dc_rig.standin
+    synced = {c["name"]: c for c in standin.commands[standin.guild_id]}
+    options = {o["name"]: o for o in synced["upload"]["options"]}
+    assert options["file"]["type"] == 11 and options["file"]["required"]
+    assert options["note"]["type"] == 3 and not options["note"]["required"]
+    iid = await standin.slash("4", "upload", {"file": "stock.csv", "note": "weekly"})
+    await standin.wait_for(lambda: len(standin.for_interaction(iid)) == 2)
+    ack, answer = standin.for_interaction(iid)
+    assert ack.callback_type == 5  # acknowledged before the download
+    size = len(standin.attachment_bytes("stock.csv"))
+    assert answer.content == f"stock.csv: {size} bytes, header 'sku,name', note weekly"

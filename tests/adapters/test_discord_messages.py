@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from bot.events import Inbound, Outbound
 from tests.adapters.conftest_discord import *  # noqa: F403  (the dc_ fixtures)
 from tests.adapters.conftest_discord import DiscordRig, long_text
 
@@ -156,3 +157,46 @@ async def test_redelivered_message_is_answered_once(dc_rig: DiscordRig) -> None:
     await standin.wait_for(lambda: sum(1 for m, p, s, _ in standin.requests if m == "POST"
                                        and p.endswith("/messages")) == 6)
     assert len(standin.messages_in(standin.general)) == 3
+
+
+async def test_thread_of_a_help_channel_is_seen_as_that_channel(dc_rig: DiscordRig) -> None:
+    standin = dc_rig.standin
+    done = await standin.slash("3", "helpchannel add", channel_id=standin.help)
+    await standin.wait_for(lambda: bool(standin.for_interaction(done)))
+    seen: list[Inbound] = []
+    original = dc_rig.host.handle
+
+    async def spy(inbound: Inbound) -> list[Outbound]:
+        seen.append(inbound)
+        return await original(inbound)
+
+    dc_rig.host.handle = spy  # type: ignore[method-assign]
+    await standin.message("5", "does the 2P tent fit two tall people?", standin.thread)
+    await standin.message("5", "thanks all", standin.thread)
+    await standin.wait_for(lambda: len(seen) == 2)
+    question, chatter = seen
+    assert question.community is not None
+    assert (question.community.channel_id, question.community.thread_id) == (
+        standin.help, standin.thread)
+    assert not question.mentions_bot
+    tenancy = dc_rig.host.router.tenancy
+    assert await tenancy.should_answer(question, "default")
+    assert not await tenancy.should_answer(chatter, "default")
+    assert standin.typing == []  # the core answered nothing, quickly: no typing shown
+
+
+async def test_direct_message_is_addressed_and_answered_in_the_dm(dc_rig: DiscordRig) -> None:
+    standin = dc_rig.standin
+    await standin.message("5", "/echo hello in private", dm=True)
+    dm = standin.channels["dm5"]["id"]
+    await standin.wait_for(lambda: bool(standin.messages_in(dm)))
+    assert standin.messages_in(dm)[0].content == "echo: hello in private"
+
+
+async def test_typed_command_reads_the_attached_file(dc_rig: DiscordRig) -> None:
+    standin = dc_rig.standin
+    await standin.message("4", f"<@{standin.bot_id}> /upload", attachments=("catalog.csv",))
+    await standin.wait_for(lambda: bool(standin.messages_in(standin.general)))
+    assert standin.messages_in(standin.general)[0].content == (
+        f"catalog.csv: {len(standin.attachment_bytes('catalog.csv'))} bytes, "
+        "header 'sku,name', note None")

@@ -107,6 +107,7 @@ class DiscordStandIn:
         self.guild_id = snowflake()
         self.general = snowflake()
         self.help = snowflake()
+        self.thread = snowflake()  # a thread in #help
         self.role_mod, self.role_admin, self.role_helper = snowflake(), snowflake(), snowflake()
         self.users: dict[str, dict[str, Any]] = {
             self.bot_id: _user(self.bot_id, "shopkeep", bot=True)}
@@ -209,10 +210,14 @@ class DiscordStandIn:
     # Injecting events
 
     async def message(self, author: str, content: str, channel_id: str | None = None, *,
-                      reply_to: str | None = None, dm: bool = False) -> str:
-        """A member writes `content`; returns the message id."""
+                      reply_to: str | None = None, dm: bool = False,
+                      attachments: tuple[str, ...] = ()) -> str:
+        """A member writes `content` (with files named `attachments`); returns the id."""
         channel_id = channel_id or self.general
-        msg = self._message(author, content, channel_id, guild=not dm, reply_to=reply_to)
+        if dm:
+            channel_id = self._dm_channel(author)["id"]
+        msg = self._message(author, content, channel_id, guild=not dm, reply_to=reply_to,
+                            attachments=[self._attachment_payload(f) for f in attachments])
         await self.dispatch("MESSAGE_CREATE", msg)
         return str(msg["id"])
 
@@ -243,6 +248,10 @@ class DiscordStandIn:
         for key, value in (options or {}).items():
             if key not in types:
                 raise AssertionError(f"/{name} declares no option {key!r}: {sorted(types)}")
+            if types[key] == 11:
+                attachment = self._attachment_payload(value)
+                resolved.setdefault("attachments", {})[attachment["id"]] = attachment
+                value = attachment["id"]
             if types[key] == 6:
                 resolved.setdefault("users", {})[value] = self.users[value]
                 resolved.setdefault("members", {})[value] = self._member(value, False)
@@ -284,7 +293,8 @@ class DiscordStandIn:
         payload: dict[str, Any] = {
             "id": iid, "application_id": self.application_id, "type": kind, "data": data,
             "guild_id": self.guild_id, "channel_id": channel_id,
-            "channel": self.channels[channel_id], "member": self._member(user, True),
+            "channel": self.channels.get(channel_id) or self._thread(),
+            "member": self._member(user, True),
             "token": token, "version": 1, "app_permissions": str(PERM_EVERYONE),
             "locale": "en-US", "guild_locale": "en-US", "entitlements": [],
             "authorizing_integration_owners": {"0": self.guild_id}, "context": 0,
@@ -327,7 +337,8 @@ class DiscordStandIn:
             "id": self.guild_id, "name": "Demo Guild", "owner_id": "1", "icon": None,
             "splash": None, "discovery_splash": None, "banner": None, "description": None,
             "features": [], "roles": roles, "emojis": [], "stickers": [],
-            "channels": list(self.channels.values()), "threads": [], "members": members,
+            "channels": [c for c in self.channels.values() if c.get("guild_id")],
+            "threads": [self._thread()], "members": members,
             "member_count": len(members), "voice_states": [], "presences": [],
             "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
             "large": False, "unavailable": False, "joined_at": _iso(), "mfa_level": 0,
@@ -338,6 +349,31 @@ class DiscordStandIn:
             "rules_channel_id": None, "public_updates_channel_id": None,
             "vanity_url_code": None, "max_video_channel_users": 25, "application_id": None,
         }
+
+    def _dm_channel(self, user: str) -> dict[str, Any]:
+        """The DM channel between the bot and `user` (kept under the key `dm<user>`)."""
+        return self.channels.setdefault(f"dm{user}", {
+            "id": snowflake(), "type": 1, "last_message_id": None,
+            "recipients": [self.users[user]]})
+
+    def _thread(self) -> dict[str, Any]:
+        return {"id": self.thread, "type": 11, "guild_id": self.guild_id, "parent_id": self.help,
+                "name": "tent sizes", "owner_id": "4", "last_message_id": None,
+                "rate_limit_per_user": 0, "message_count": 1, "member_count": 2, "flags": 0,
+                "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
+                                    "archive_timestamp": _iso(), "locked": False}}
+
+    def _attachment_payload(self, filename: str) -> dict[str, Any]:
+        aid = snowflake()
+        data = self.attachment_bytes(filename)
+        return {"id": aid, "filename": filename, "size": len(data),
+                "url": f"{self.base}/attachments/{filename}",
+                "proxy_url": f"{self.base}/attachments/{filename}",
+                "content_type": "text/csv" if filename.endswith(".csv") else "text/plain"}
+
+    @staticmethod
+    def attachment_bytes(filename: str) -> bytes:
+        return f"sku,name\nTENT-2P,Trailhead 2P Tent\n# {filename}\n".encode()
 
     def _message(self, author: str, content: str, channel_id: str, *, guild: bool,
                  reply_to: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -483,11 +519,7 @@ class DiscordStandIn:
         if parts[0] == "channels" and len(parts) == 2 and parts[1] in self.channels:
             return _json(self.channels[parts[1]])
         if method == "POST" and path == "/users/@me/channels":
-            recipient = str((await request.json())["recipient_id"])
-            cid = f"dm{recipient}"
-            self.channels.setdefault(cid, {"id": snowflake(), "type": 1, "last_message_id": None,
-                                           "recipients": [self.users[recipient]]})
-            return _json(self.channels[cid])
+            return _json(self._dm_channel(str((await request.json())["recipient_id"])))
         if parts[0] == "users" and len(parts) == 2 and parts[1] in self.users:
             return _json(self.users[parts[1]])
         if parts[0] == "interactions" and parts[-1] == "callback":
@@ -530,7 +562,7 @@ class DiscordStandIn:
                 interaction: Interaction | None = None,
                 callback_type: int | None = None) -> tuple[Sent, dict[str, Any]]:
         msg = self._message(self.bot_id, body.get("content") or "", channel_id,
-                            guild=channel_id in (self.general, self.help),
+                            guild=channel_id in (self.general, self.help, self.thread),
                             embeds=body.get("embeds") or [],
                             components=body.get("components") or [],
                             flags=body.get("flags") or 0)
@@ -608,7 +640,7 @@ class DiscordStandIn:
         return _json(msg)
 
     async def _attachment(self, request: web.Request) -> web.Response:
-        return web.Response(body=b"attachment " + request.match_info["name"].encode())
+        return web.Response(body=self.attachment_bytes(request.match_info["name"]))
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
