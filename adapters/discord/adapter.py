@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -25,12 +27,14 @@ from bot.errors import UserFacingError
 from bot.events import CommandCall, Inbound, Outbound, Platform
 from bot.ports import Adapter, AdapterHost, Capabilities
 from bot.settings import Settings
+from bot.storage import keys
 
 log = logging.getLogger(__name__)
 
 DEFER_AFTER_S = 2.0  # Discord drops an interaction not acknowledged within 3 s
 READY_TIMEOUT_S = 60.0
 TYPING_AFTER_S = 0.8
+SYNC_FRESH_S = 24 * 3600  # re-publish at least daily, in case someone edited them by hand
 
 
 class DiscordAdapter(Adapter):
@@ -107,8 +111,17 @@ class DiscordAdapter(Adapter):
                 await self._runner
 
     async def _sync(self, guild: discord.abc.Snowflake) -> None:
+        """Publish the commands to `guild` unless the same set was synced there in the last
+        day (by any process): Discord rate-limits command updates per guild."""
         self.tree.copy_global_to(guild=guild)
+        payload = [c.to_dict(self.tree) for c in self.tree.get_commands(guild=guild)]
+        digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        key = keys.discord(str(self.client.application_id), f"commands:{guild.id}")
+        if await self.host.redis.get(key) == digest:
+            log.info("slash commands of guild %s are up to date", guild.id)
+            return
         synced = await self.tree.sync(guild=guild)
+        await self.host.redis.set(key, digest, ex=SYNC_FRESH_S)
         log.info("synced %d slash commands to guild %s", len(synced), guild.id)
 
     async def on_guild_join(self, guild: discord.Guild) -> None:

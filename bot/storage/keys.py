@@ -40,6 +40,13 @@ def telegram(bot_id: str, what: str) -> str:
     return f"{PREFIX}:_global:telegram:{bot_id}:{what}"
 
 
+# Discord adapter (issue 8): one application's bookkeeping, needed before any merchant is known
+def discord(application_id: str, what: str) -> str:
+    """Global, per application: `commands:<guild id>` (digest of the slash commands last
+    synced to that guild, so a restart does not re-sync unchanged commands)."""
+    return f"{PREFIX}:_global:discord:{application_id}:{what}"
+
+
 @dataclass(frozen=True)
 class Keys:
     """Key builders scoped to one merchant: `Keys("default").faq("returns")`."""

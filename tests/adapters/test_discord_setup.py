@@ -10,6 +10,7 @@ import pytest
 
 from adapters.discord import DiscordAdapter
 from adapters.discord.endpoints import current_endpoints
+from bot.commands.registry import CommandContext, CommandSpec
 from bot.events import Destination, Outbound, OutboundFile, Platform
 from bot.settings import load_settings
 from tests.adapters.conftest_discord import *  # noqa: F403  (the dc_ fixtures)
@@ -102,3 +103,30 @@ async def test_outbox_sends_to_a_channel_and_to_a_members_direct_messages(
         "Your order shipped.", destination=Destination(Platform.DISCORD, user_id="5")))
     [dm] = [s for s in standin.sent if s.channel_id == standin.channels["dm5"]["id"]]
     assert dm_ids == [dm.id] and dm.content == "Your order shipped."
+
+
+async def test_restart_does_not_resync_unchanged_commands(
+        dc_standin: DiscordStandIn, dc_host: CoreHost,
+        dc_started: list[DiscordAdapter]) -> None:
+    def puts() -> int:
+        return sum(1 for m, p, _, _ in dc_standin.requests
+                   if m == "PUT" and p.endswith(f"/guilds/{dc_standin.guild_id}/commands"))
+
+    for _ in range(2):
+        adapter = DiscordAdapter(dc_standin.token, api_url=dc_standin.api_url,
+                                 gateway_url=dc_standin.gateway_url, guild_ready_timeout=0.1)
+        await adapter.start(dc_host)
+        await adapter.stop()
+    assert puts() == 1
+
+    dc_host.registry.register(CommandSpec("ping", "Say pong.", _pong))
+    adapter = DiscordAdapter(dc_standin.token, api_url=dc_standin.api_url,
+                             gateway_url=dc_standin.gateway_url, guild_ready_timeout=0.1)
+    await adapter.start(dc_host)
+    dc_started.append(adapter)
+    assert puts() == 2
+    assert "ping" in {c["name"] for c in dc_standin.commands[dc_standin.guild_id]}
+
+
+async def _pong(ctx: CommandContext) -> str:
+    return "pong"
