@@ -169,6 +169,7 @@ class CampaignCommands:
 
     async def targets(self, ctx: CommandContext, text: str) -> tuple[Target, ...]:
         """Parse targets typed by a moderator; every channel must be one the bot has seen."""
+        await self.f.note_context(ctx)  # the channel typed in is one the bot has seen
         here = ctx.inbound.community
         parts = []
         for part in text.split(","):

@@ -133,6 +133,9 @@ class CampaignRepo:
             str(time.time()), str(window_s), str(cap))
         return bool(granted)
 
+    async def release_dm(self, merchant: str, member_key: str, run_key: str) -> None:
+        await self.redis.zrem(Keys(merchant).campaign_dm_log(member_key), run_key)
+
     # Channels, opt-ins and community activity -----------------------------------------
     async def note_channel(self, merchant: str, channel_key: str) -> None:
         await self.redis.sadd(Keys(merchant).campaign_channels(), channel_key)

@@ -169,8 +169,11 @@ class CampaignRunner:
             if not granted:
                 return await self._record(campaign, run_id, Delivery(
                     member, "skipped", detail="frequency cap reached"))
-        return await self._send(campaign, run_id, member,
-                                Destination(platform, user_id=user_id), text, done)
+        status = await self._send(campaign, run_id, member,
+                                  Destination(platform, user_id=user_id), text, done)
+        if status == "failed":  # nothing reached the member: the slot is not used up
+            await self.repo.release_dm(campaign.merchant, member, f"{campaign.name}@{run_id}")
+        return status
 
     async def _send(self, campaign: Campaign, run_id: str, target_key: str,
                     destination: Destination, text: str, done: dict[str, Delivery]) -> str:

@@ -99,3 +99,34 @@ async def test_a_due_campaign_posts_to_discord_and_telegram_standins(
         await telegram.stop()
         await discord.stop()
     assert feature.core.outbox.platforms == [Platform.DISCORD, Platform.TELEGRAM]
+
+
+async def test_campaign_dms_reach_opted_in_members_on_telegram(
+        make_feature: Build, standins: tuple[DiscordStandIn, TelegramStandIn]) -> None:
+    from tests.campaigns.test_runner import RUN, add_campaign
+
+    _, tg_api = standins
+    telegram = TelegramAdapter(tg_api.token, tg_api.base_url, poll_timeout_s=1)
+    feature = await make_feature([telegram], start=False)
+    await telegram.start(Host(feature))
+    try:
+        tg_api.user(11, "ann")
+        tg_api.private(11)  # ann opened a chat with the bot; bob (12) never did
+        tg_api.user(12, "bob")
+        tg_api.user(13, "cy")
+        tg_api.private(13)  # cy opened a chat but never opted in to offers
+        for member in ("telegram:11", "telegram:12"):
+            await feature.repo.set_offers("default", member, True)
+        campaign = await add_campaign(feature, "offer", "dm")
+        result = await feature.runner.run(campaign.id, RUN)
+        assert (result.sent, result.failed) == (1, 1)
+        assert len(tg_api.sent_to(11)) == 1 and tg_api.sent_to(12) == []
+        assert tg_api.sent_to(13) == []
+        log = await feature.repo.deliveries("default", "offer", RUN)
+        assert log["telegram:11"].status == "sent"
+        assert log["telegram:12"].status == "failed" and "Forbidden" in log["telegram:12"].detail
+        keys = feature.core.store.keys("default")
+        assert await feature.core.store.redis.zcard(keys.campaign_dm_log("telegram:11")) == 1
+        assert await feature.core.store.redis.zcard(keys.campaign_dm_log("telegram:12")) == 0
+    finally:
+        await telegram.stop()
