@@ -1,0 +1,154 @@
+"""The merchant's catalog as vectors: what a message is about, and what to recommend."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bot.storage.store import Store
+from lm_service.api import LMClient
+
+# A message whose best product similarity is below this is chatter: it moves the interest
+# vector but not the category/tag affinities. MiniLM puts unrelated lines around 0.0-0.2.
+ON_TOPIC = 0.3
+# Categories/tags within this much of the best match get a partial signal.
+SPREAD = 0.12
+# How long a loaded catalog is trusted before the sku set and version are checked again.
+RECHECK_S = 30.0
+_EMBED_BATCH = 64
+
+
+@dataclass(frozen=True)
+class Product:
+    sku: str
+    name: str
+    description: str
+    category: str
+    tags: tuple[str, ...]
+    url: str | None
+    in_stock: bool
+    price: str = ""
+    currency: str = ""
+
+    @classmethod
+    def from_hash(cls, sku: str, data: Mapping[Any, Any]) -> Product:
+        tags = tuple(t.strip().lower() for t in _tags(str(data.get("tags") or "")) if t.strip())
+        stock = str(data.get("in_stock", "true")).strip().lower()
+        return cls(sku=sku, name=data.get("name") or sku, description=data.get("description", ""),
+                   category=(data.get("category") or "").strip().lower(), tags=tags,
+                   url=data.get("url") or None, in_stock=stock not in ("false", "0", "no", ""),
+                   price=data.get("price", ""), currency=data.get("currency", ""))
+
+    def embed_text(self) -> str:
+        return f"{self.name}. {self.category}. {', '.join(self.tags)}. {self.description}"
+
+
+def _tags(raw: str) -> list[str]:
+    """The knowledge import stores a JSON list; a hand-written hash may use `a|b` like the CSV."""
+    if raw.startswith("["):
+        try:
+            return [str(t) for t in json.loads(raw)]
+        except ValueError:
+            pass
+    return re.split(r"[|,]", raw)
+
+
+@dataclass
+class CatalogVectors:
+    products: list[Product]
+    matrix: np.ndarray  # one unit row per product
+    skus: frozenset[str]
+    loaded_at: float
+    version: str = ""  # the knowledge import's counter, bumped on every catalog change
+
+    def signals(self, embedding: np.ndarray) -> dict[str, float]:
+        """How strongly one message is about each category (`c:`) and tag (`t:`), 0..1."""
+        if not self.products:
+            return {}
+        sims = self.matrix @ embedding
+        best = float(sims.max())
+        if best < ON_TOPIC:
+            return {}
+        out: dict[str, float] = {}
+        floor = best - SPREAD
+        for product, sim in zip(self.products, sims, strict=True):
+            if sim <= floor:
+                continue
+            strength = float((sim - floor) / SPREAD)
+            for name in (f"c:{product.category}", *(f"t:{t}" for t in product.tags)):
+                if name != "c:":
+                    out[name] = max(out.get(name, 0.0), strength)
+        return out
+
+    def closest(self, embedding: np.ndarray, threshold: float) -> Product | None:
+        if not self.products:
+            return None
+        sims = self.matrix @ embedding
+        index = int(sims.argmax())
+        return self.products[index] if float(sims[index]) >= threshold else None
+
+    def names(self) -> set[str]:
+        """Every category and tag, for validating segment expressions."""
+        return {p.category for p in self.products} | {t for p in self.products for t in p.tags}
+
+
+class CatalogCache:
+    """Product vectors per merchant, embedded once and re-embedded when the sku set changes."""
+
+    def __init__(self, store: Store, lm: LMClient) -> None:
+        self.store = store
+        self.lm = lm
+        self._cache: dict[str, CatalogVectors] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, merchant: str) -> CatalogVectors:
+        cached = self._cache.get(merchant)
+        now = time.monotonic()
+        if cached is not None and now - cached.loaded_at < RECHECK_S:
+            return cached
+        lock = self._locks.setdefault(merchant, asyncio.Lock())
+        async with lock:
+            keys = self.store.keys(merchant)
+            pipe = self.store.redis.pipeline(transaction=False)
+            pipe.smembers(keys.product_skus())
+            pipe.get(keys.knowledge_version())
+            members, version = await pipe.execute()
+            skus = frozenset(str(s) for s in members)
+            cached = self._cache.get(merchant)
+            if cached is not None and cached.skus == skus and cached.version == str(version):
+                cached.loaded_at = now
+                return cached
+            vectors = await self._load(merchant, skus, str(version))
+            self._cache[merchant] = vectors
+            return vectors
+
+    def invalidate(self, merchant: str) -> None:
+        self._cache.pop(merchant, None)
+
+    async def products(self, merchant: str) -> dict[str, Product]:
+        """Fresh product records (stock changes without the sku set changing)."""
+        keys = self.store.keys(merchant)
+        skus = sorted(str(s) for s in await self.store.redis.smembers(keys.product_skus()))
+        pipe = self.store.redis.pipeline(transaction=False)
+        for sku in skus:
+            pipe.hgetall(keys.product(sku))
+        rows = await pipe.execute()
+        return {sku: Product.from_hash(sku, row) for sku, row in zip(skus, rows, strict=True)
+                if row}
+
+    async def _load(self, merchant: str, skus: frozenset[str], version: str) -> CatalogVectors:
+        products = list((await self.products(merchant)).values())
+        texts = [p.embed_text() for p in products]
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), _EMBED_BATCH):
+            rows.extend(await self.lm.embed(texts[start:start + _EMBED_BATCH]))
+        matrix = (np.asarray(rows, dtype=np.float32) if rows
+                  else np.zeros((0, 1), dtype=np.float32))
+        return CatalogVectors(products, matrix, skus, time.monotonic(), version)

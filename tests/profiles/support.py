@@ -1,0 +1,43 @@
+"""Helpers for the profiles tests: a started Store, stored profiles, the demo catalog."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from bot.profiles.model import Profile
+from bot.storage.store import Store
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-shop"
+
+
+async def save_profile(store: Store, merchant: str, profile: Profile) -> None:
+    """Store a profile the way the ingestion writer does (hash + index)."""
+    keys = store.keys(merchant)
+    await store.redis.hset(keys.profile(profile.member), mapping=profile.to_hash())
+    await store.redis.zadd(keys.profile_index(), {profile.member: profile.last_seen})
+
+
+def make_profile(member: str, *, affinity: dict[str, float] | None = None,
+                 last_seen: float = 0.0, platforms: tuple[str, ...] = ("telegram",),
+                 messages: int = 3, dim: int = 8, seed: int = 0) -> Profile:
+    rng = np.random.default_rng(seed)
+    vector = rng.normal(size=dim).astype(np.float32)
+    return Profile(member=member, vector=vector / np.linalg.norm(vector),
+                   affinity=dict(affinity or {}), messages=messages, on_topic=messages,
+                   first_seen=last_seen - 100, last_seen=last_seen, platforms=set(platforms))
+
+
+async def load_demo_catalog(store: Store, merchant: str) -> int:
+    """Write the demo catalog into the product hashes, with the CSV header's field names."""
+    keys = store.keys(merchant)
+    with (DEMO / "catalog.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    pipe = store.redis.pipeline(transaction=False)
+    for row in rows:
+        pipe.hset(keys.product(row["sku"]), mapping=row)
+        pipe.sadd(keys.product_skus(), row["sku"])
+    await pipe.execute()
+    return len(rows)
