@@ -62,7 +62,6 @@ class DiscordAdapter(Adapter):
         self.tree = app_commands.CommandTree(self.client)
         self.tree.error(self._on_tree_error)
         self._host: AdapterHost | None = None
-        self._specs: dict[str, CommandSpec] = {}
         self._runner: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self._deferred: dict[int, bool] = {}  # interaction id → deferred privately?
@@ -84,7 +83,6 @@ class DiscordAdapter(Adapter):
     async def start(self, host: AdapterHost) -> None:
         """Log in, connect the gateway, wait for READY and sync slash commands per guild."""
         self._host = host
-        self._specs = {s.name: s for s in host.commands}
         for command in build_commands(list(host.commands), self._on_slash):
             self.tree.add_command(command)
         await self.client.login(self._token)

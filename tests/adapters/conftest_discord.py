@@ -28,6 +28,9 @@ from tests.standins.discord_api import DiscordStandIn
 LONG_SENTENCE = "Our trail tents pitch in five minutes and pack down smaller than a loaf. "
 
 
+SIZES = tuple(f"eu-{n}" for n in range(30, 50)) + tuple(f"us-{n}" for n in range(4, 14))
+
+
 def long_text(chars: int = 4500) -> str:
     return (LONG_SENTENCE * (chars // len(LONG_SENTENCE) + 1))[:chars]
 
@@ -52,6 +55,8 @@ class TestOnlyCommands:
             CommandSpec("upload", "Read an attached file.", self.upload,
                         args=(Arg("file", ArgKind.ATTACHMENT, "a CSV file"),
                               Arg("note", ArgKind.STR, "a word", required=False))),
+            CommandSpec("size", "Pick one of many sizes.", self.size,
+                        args=(Arg("size", ArgKind.CHOICE, "a size", choices=SIZES),)),
             CommandSpec("echo", "Repeat text.", self.echo,
                         args=(Arg("text", ArgKind.TEXT, "what to repeat"),)),
         ]
@@ -85,6 +90,9 @@ class TestOnlyCommands:
         file = ctx.args["file"]
         first = file.data.decode().splitlines()[0]
         return f"{file.filename}: {len(file.data)} bytes, header {first!r}, note {ctx.args['note']}"
+
+    async def size(self, ctx: CommandContext) -> str:
+        return f"size {ctx.args['size']}"
 
     async def echo(self, ctx: CommandContext) -> str:
         self.calls.append("echo")

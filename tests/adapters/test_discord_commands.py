@@ -159,3 +159,23 @@ async def test_attachment_option_is_downloaded_and_handed_to_the_command(
     assert ack.callback_type == 5  # acknowledged before the download
     size = len(standin.attachment_bytes("stock.csv"))
     assert answer.content == f"stock.csv: {size} bytes, header 'sku,name', note weekly"
+
+
+async def test_more_than_25_choices_are_offered_by_autocomplete(dc_rig: DiscordRig) -> None:
+    standin = dc_rig.standin
+    synced = {c["name"]: c for c in standin.commands[standin.guild_id]}
+    [option] = synced["size"]["options"]
+    assert option["autocomplete"] is True and not option.get("choices")
+    iid = await standin.slash("4", "size", {"size": "us-1"}, focused="size")
+    await standin.wait_for(lambda: bool(standin.for_interaction(iid)))
+    [answer] = standin.for_interaction(iid)
+    assert answer.callback_type == 8
+    assert [c["value"] for c in answer.data["choices"]] == [
+        "us-10", "us-11", "us-12", "us-13"]
+
+    chosen = await standin.slash("4", "size", {"size": "us-12"})
+    await standin.wait_for(lambda: bool(standin.for_interaction(chosen)))
+    assert standin.for_interaction(chosen)[0].content == "size us-12"
+    wrong = await standin.slash("4", "size", {"size": "xxl"})  # typed past the suggestions
+    await standin.wait_for(lambda: bool(standin.for_interaction(wrong)))
+    assert "must be one of" in standin.for_interaction(wrong)[0].content

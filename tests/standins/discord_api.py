@@ -58,6 +58,7 @@ class Sent:
     reference: dict[str, Any] | None = None
     interaction_id: str | None = None
     callback_type: int | None = None
+    data: dict[str, Any] = field(default_factory=dict)  # the request body as sent
 
     @property
     def ephemeral(self) -> bool:
@@ -227,9 +228,10 @@ class DiscordStandIn:
         await self.dispatch("MESSAGE_CREATE", self.messages[message_id])
 
     async def slash(self, user: str, name: str, options: dict[str, Any] | None = None,
-                    channel_id: str | None = None) -> str:
+                    channel_id: str | None = None, focused: str | None = None) -> str:
         """A member runs `/name` with `options`, built against the commands the bot synced
-        (an option it did not declare fails here, as Discord would not offer it)."""
+        (an option it did not declare fails here, as Discord would not offer it). With
+        `focused`, the member is still typing that option: an autocomplete request."""
         channel_id = channel_id or self.general
         words = name.split()
         synced = {c["name"]: c for c in self.commands.get(self.guild_id, [])}
@@ -255,12 +257,13 @@ class DiscordStandIn:
             if types[key] == 6:
                 resolved.setdefault("users", {})[value] = self.users[value]
                 resolved.setdefault("members", {})[value] = self._member(value, False)
-            opts.append({"name": key, "type": types[key], "value": value})
+            opts.append({"name": key, "type": types[key], "value": value,
+                         **({"focused": True} if key == focused else {})})
         if len(words) == 2:
             opts = [{"name": words[1], "type": 1, "options": opts}]
         data = {"id": command["id"], "name": words[0], "type": 1, "options": opts,
                 "guild_id": self.guild_id, "resolved": resolved}
-        return await self._interaction(2, user, channel_id, data)
+        return await self._interaction(4 if focused else 2, user, channel_id, data)
 
     async def click(self, user: str, custom_id: str, channel_id: str | None = None,
                     message_id: str | None = None) -> str:
@@ -572,7 +575,7 @@ class DiscordStandIn:
                     allowed_mentions=body.get("allowed_mentions"),
                     reference=body.get("message_reference"),
                     interaction_id=interaction.id if interaction else None,
-                    callback_type=callback_type)
+                    callback_type=callback_type, data=body)
         self.sent.append(sent)
         return sent, msg
 
@@ -602,6 +605,8 @@ class DiscordStandIn:
                                       "code": 40060}, status=400)
         body, files = await self._payload(request)
         kind, data = int(body["type"]), body.get("data") or {}
+        if kind == 8 and "choices" not in data:
+            return _form_error("choices", "This field is required")
         if kind == 4:
             error = _check_content(data, files)
             if error is not None:
