@@ -23,6 +23,7 @@ from bot.storage.store import Store
 log = logging.getLogger(__name__)
 
 FINAL = ("done", "skipped", "failed", "missed")
+LARGE_FANOUT = 50  # deliveries from which moderators get a summary when a run finishes
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,11 @@ class CampaignRunner:
                                    sent=progress.sent, failed=progress.failed,
                                    skipped=progress.skipped, total=progress.total,
                                    finished_at=time.time())
-        if progress.failed:
+        if progress.total >= LARGE_FANOUT:
+            await self.notify(campaign, f"Campaign {name} run {run_id} finished: "
+                              f"{progress.sent} sent, {progress.failed} failed, "
+                              f"{progress.skipped} skipped of {progress.total}.")
+        elif progress.failed:
             await self.notify(campaign, f"Campaign {name} run {run_id}: {progress.failed} of "
                               f"{progress.total} deliveries failed; see /campaign history {name}.")
         return RunResult(status, progress.sent, progress.failed, progress.skipped, resumed)

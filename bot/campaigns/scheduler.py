@@ -160,9 +160,10 @@ class CampaignScheduler:
         """Give every live campaign a pending run (after a crash lost one between firing and
         chaining, or after its run was missed)."""
         now = datetime.now(UTC)
+        pending = {job.id.partition("@")[0] for job in self._require().get_jobs()}
         for merchant in sorted(str(m) for m in await self.repo.redis.smembers(merchants())):
             for campaign in await self.repo.all(merchant):
-                if campaign.paused or self.pending(campaign.id):
+                if campaign.paused or campaign.id in pending:
                     continue
                 start = now
                 if campaign.next_run:

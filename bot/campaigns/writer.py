@@ -134,8 +134,10 @@ class ContentWriter:
 
     def __init__(self, lm: LMClient, safety: SafetyChain | None = None, attempts: int = 3,
                  backoff_s: float = 2.0, env: jinja2.Environment | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                 deadline_s: float = 120.0) -> None:
         self.lm = lm
+        self.deadline_s = deadline_s  # campaign drafts wait behind members' questions
         self.safety = safety or SafetyChain([])
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
@@ -157,7 +159,7 @@ class ContentWriter:
             request = GenerationRequest(
                 messages=messages, max_new_tokens=min(320, budget // 3),
                 temperature=0.0 if attempt == 0 else 0.8, top_p=0.95, seed=attempt,
-                priority=Priority.CAMPAIGN, deadline_s=120.0,
+                priority=Priority.CAMPAIGN, deadline_s=self.deadline_s,
             )
             try:
                 result = await self.lm.generate(request)

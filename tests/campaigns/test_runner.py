@@ -157,3 +157,19 @@ async def test_history_command_shows_each_delivery(
     assert "telegram:-100500: sent message telegram-1" in text
     stamp = datetime.fromisoformat(RUN).astimezone(UTC)
     assert stamp.year == 2026
+
+
+async def test_a_large_fan_out_reports_progress_and_a_summary(make_feature: Build) -> None:
+    console = RecordingAdapter(Platform.CONSOLE)
+    feature = await make_feature([console], start=False)
+    members = [f"console:m{i}" for i in range(55)]
+    for member in members:
+        await feature.repo.set_offers("default", member, True)
+    campaign = await add_campaign(feature, "big", "dm")
+    await feature.repo.update("default", "big", notify_platform="console")
+    result = await feature.runner.run(campaign.id, RUN)
+    assert result.sent == 55 and len({o.destination.user_id for o in console.sent}) == 56
+    info = await feature.repo.run_info("default", "big", RUN)
+    assert (info["sent"], info["total"], info["status"]) == ("55", "55", "done")
+    summary = console.to("mod")
+    assert len(summary) == 1 and "55 sent, 0 failed, 0 skipped of 55" in summary[0].text

@@ -139,3 +139,17 @@ async def test_a_paused_campaign_does_not_post_until_resumed(make_feature: Build
     resumed = await say(feature, "/campaign resume later")
     assert "one-time run has passed" in resumed
     assert discord.to("chan-1") == []
+
+
+async def test_start_gives_a_campaign_that_lost_its_job_its_next_run(make_feature: Build) -> None:
+    writer = await make_feature([RecordingAdapter(Platform.DISCORD)], start=False)
+    lost = await add_campaign(writer, "lost", targets="discord:c1")  # stored, never scheduled
+    due = soon(600)
+    await add_campaign(writer, "recorded", targets="discord:c1")
+    await writer.repo.update("default", "recorded", next_run=due)  # its job vanished in a crash
+    await add_campaign(writer, "resting", targets="discord:c1", paused=True)
+    process = await make_feature([RecordingAdapter(Platform.DISCORD)])
+    assert process.scheduler.pending(lost.id) == [datetime.fromisoformat(
+        "2030-01-01T09:00:00+00:00")]
+    assert process.scheduler.pending("default/recorded") == [datetime.fromisoformat(due)]
+    assert process.scheduler.pending("default/resting") == []
