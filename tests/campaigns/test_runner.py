@@ -173,3 +173,16 @@ async def test_a_large_fan_out_reports_progress_and_a_summary(make_feature: Buil
     assert (info["sent"], info["total"], info["status"]) == ("55", "55", "done")
     summary = console.to("mod")
     assert len(summary) == 1 and "55 sent, 0 failed, 0 skipped of 55" in summary[0].text
+
+
+async def test_forget_member_drops_the_opt_in_and_pseudonymises_deliveries(
+        make_feature: Build) -> None:
+    telegram = RecordingAdapter(Platform.TELEGRAM)
+    feature = await make_feature([telegram], start=False)
+    await feature.repo.set_offers("default", "telegram:1", True)
+    campaign = await add_campaign(feature, "offer", "dm")
+    await feature.runner.run(campaign.id, RUN)
+    await feature.forget_member("default", "telegram:1", "forgotten:abc")
+    assert await feature.repo.all_opted_in("default") == []
+    log = await feature.repo.deliveries("default", "offer", RUN)
+    assert list(log) == ["forgotten:abc"] and log["forgotten:abc"].target == "forgotten:abc"
