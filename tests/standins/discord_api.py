@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -542,10 +543,13 @@ class DiscordStandIn:
         scope = parts[3] if len(parts) == 5 and parts[2] == "guilds" else "global"
         if request.method == "PUT":
             body = await request.json()
+            if len(body) > 100:
+                return _form_error("commands", "Must be 100 or fewer in length.")
             stored = []
             for command in body:
-                if not 1 <= len(command.get("description", "")) <= 100:
-                    return _form_error("description", "Must be between 1 and 100 in length.")
+                problem = _command_problem(command, depth=0)
+                if problem is not None:
+                    return _form_error(command.get("name", "?"), problem)
                 stored.append({**command, "id": snowflake(), "application_id":
                                self.application_id, "version": snowflake(),
                                **({"guild_id": scope} if scope != "global" else {})})
@@ -669,6 +673,41 @@ def _form_error(field_name: str, message: str) -> web.Response:
     return _json({"code": 50035, "message": "Invalid Form Body", "errors": {
         field_name: {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH", "message": message}]}}},
         status=400)
+
+
+_NAME_RE = re.compile(r"^[-_a-z0-9]{1,32}$")
+
+
+def _command_problem(item: dict[str, Any], depth: int) -> str | None:
+    """What Discord would reject in a command or option (names, lengths, counts, order)."""
+    name = str(item.get("name", ""))
+    if not _NAME_RE.match(name):
+        return f"name {name!r} must be 1-32 lowercase letters, digits, '-' or '_'"
+    if not 1 <= len(item.get("description") or "") <= 100:
+        return f"{name}: description must be 1-100 characters"
+    options = item.get("options") or []
+    if len(options) > 25:
+        return f"{name}: at most 25 options"
+    if len(item.get("choices") or []) > 25:
+        return f"{name}: at most 25 choices"
+    if item.get("choices") and item.get("autocomplete"):
+        return f"{name}: choices and autocomplete exclude each other"
+    seen_optional = False
+    for option in options:
+        if option.get("type") in (1, 2):
+            if depth >= 2:
+                return f"{name}: subcommands nest two levels at most"
+        elif option.get("required"):
+            if seen_optional:
+                return f"{name}: required options must come before optional ones"
+        else:
+            seen_optional = True
+        problem = _command_problem(option, depth + 1)
+        if problem is not None:
+            return problem
+    if len({o.get("name") for o in options}) != len(options):
+        return f"{name}: option names must be unique"
+    return None
 
 
 def _check_content(body: dict[str, Any], files: list[str]) -> web.Response | None:
