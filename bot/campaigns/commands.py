@@ -48,7 +48,7 @@ class CampaignCommands:
                       Arg("brief", ArgKind.STR, "what the post should say (quote it)"),
                       Arg("tz", ArgKind.STR, "IANA time zone (default: the shop's)",
                           required=False),
-                      Arg("segment", ArgKind.STR, "audience, e.g. interest:tents>0.3",
+                      Arg("segment", ArgKind.STR, "audience, e.g. interest:tents>0.3,active:30d",
                           required=False),
                       Arg("products", ArgKind.STR, "SKUs or category:<name>, comma-separated",
                           required=False),

@@ -92,7 +92,8 @@ def check_segment(expr: str) -> str:
     """
     from bot.profiles.segments import Segments
 
-    cleaned = expr.strip()
+    # Commas separate terms too, so a segment fits in one unquoted `segment=...` option.
+    cleaned = " ".join(expr.replace(",", " ").split())
     if cleaned and cleaned != "all":
         Segments.parse(cleaned)
     return cleaned

@@ -100,3 +100,12 @@ async def test_offers_opt_in_and_out(make_feature: Build) -> None:
     assert await feature.repo.all_opted_in("default") == ["discord:ann"]
     await say(feature, "/offers off", user="ann", role=Privilege.MEMBER)
     assert await feature.repo.all_opted_in("default") == []
+
+
+async def test_a_segment_of_several_terms_fits_one_option(make_feature: Build) -> None:
+    feature = await make_feature([RecordingAdapter(Platform.DISCORD)])
+    reply = await say(feature, '/campaign create tents "every 1d" here,dm "Tent week" '
+                      "segment=interest:tents>0.3,active:30d")
+    assert "audience interest:tents>0.3 active:30d" in reply
+    stored = await feature.repo.get("default", "tents")
+    assert stored is not None and stored.segment == "interest:tents>0.3 active:30d"
