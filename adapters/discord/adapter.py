@@ -41,7 +41,7 @@ class DiscordAdapter(Adapter):
     """Talks to Discord through discord.py. `shards` set → `AutoShardedClient`."""
 
     platform = Platform.DISCORD
-    capabilities = Capabilities(max_message_length=2000, buttons=True, edits=True, files=True,
+    capabilities = Capabilities(max_message_length=2000, buttons=True, files=True,
                                 typing_indicator=True)
 
     def __init__(self, token: str, *, api_url: str | None = None,
