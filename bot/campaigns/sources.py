@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from bot.campaigns.repository import CampaignRepo
 from bot.errors import UserInputError
+from bot.profiles.segments import Segments
 from bot.storage.store import Store
 
 
@@ -90,8 +91,6 @@ def check_segment(expr: str) -> str:
     Raises:
         UserInputError: from the profiles parser, naming the bad term.
     """
-    from bot.profiles.segments import Segments
-
     # Commas separate terms too, so a segment fits in one unquoted `segment=...` option.
     cleaned = " ".join(expr.replace(",", " ").split())
     if cleaned and cleaned != "all":
@@ -101,8 +100,6 @@ def check_segment(expr: str) -> str:
 
 def segment_interests(expr: str) -> list[str]:
     """Category/tag names the segment is about (`interest:tents` → tents)."""
-    from bot.profiles.segments import Segments
-
     if not expr.strip() or expr.strip() == "all":
         return []
     return list(Segments.parse(expr).interests())
@@ -113,8 +110,6 @@ async def dm_audience(store: Store, repo: CampaignRepo, merchant: str, segment: 
     opted = await repo.all_opted_in(merchant)
     if not segment.strip() or segment.strip() == "all":
         return opted
-    from bot.profiles.segments import Segments
-
     matching = await Segments(store).members_matching(merchant, segment)
     wanted = set(opted)
     return [m for m in matching if m in wanted]
