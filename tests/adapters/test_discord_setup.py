@@ -130,3 +130,22 @@ async def test_restart_does_not_resync_unchanged_commands(
 
 async def _pong(ctx: CommandContext) -> str:
     return "pong"
+
+
+async def test_heartbeats_are_sent_and_acked(
+        dc_host: CoreHost, dc_started: list[DiscordAdapter]) -> None:
+    standin = DiscordStandIn(heartbeat_interval_ms=200)
+    await standin.start()
+    try:
+        adapter = DiscordAdapter(standin.token, api_url=standin.api_url,
+                                 gateway_url=standin.gateway_url, guild_ready_timeout=0.1)
+        await adapter.start(dc_host)
+        dc_started.append(adapter)
+        await standin.wait_for(lambda: standin.heartbeats >= 3)
+        assert adapter.client.latency < 1.0  # measured from our ACKs: they arrived
+        assert standin.resumes == 0 and standin.identifies == 1
+    finally:
+        for adapter in dc_started:
+            await adapter.stop()
+        dc_started.clear()
+        await standin.stop()

@@ -130,6 +130,8 @@ class DiscordStandIn:
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.identifies = 0
         self.resumes = 0
+        self.heartbeats = 0
+        self.ack_heartbeats = True  # False: a connection that went quiet
         self.interactions: dict[str, Interaction] = {}
         self.sessions: dict[str, Session] = {}
         self.messages: dict[str, dict[str, Any]] = {}
@@ -414,7 +416,9 @@ class DiscordStandIn:
             payload = json.loads(msg.data)
             op, d = payload.get("op"), payload.get("d")
             if op == 1:
-                await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
+                self.heartbeats += 1
+                if self.ack_heartbeats:
+                    await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
             elif op == 2:
                 await self._identify(ws, d)
             elif op == 6:
