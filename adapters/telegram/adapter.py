@@ -1,0 +1,361 @@
+"""The Telegram adapter: a python-telegram-bot `Application` fed by long polling (offsets kept
+in Redis) or a webhook, translating updates for the core and posting its answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import re
+import uuid
+from collections import OrderedDict
+from typing import Any
+from urllib.parse import urlparse
+
+from telegram import BotCommand, BotCommandScopeAllChatAdministrators, Update
+from telegram.constants import ChatAction
+from telegram.error import Conflict, NetworkError, TelegramError
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from adapters.telegram.flood import FloodLimits, RedisFloodLimiter
+from adapters.telegram.offsets import UpdateLedger
+from adapters.telegram.sender import TEXT_LIMIT, Sender
+from adapters.telegram.translate import (
+    AdminCache,
+    CallbackActions,
+    ReplyTarget,
+    Translator,
+)
+from bot.commands.registry import CommandSpec
+from bot.events import Inbound, Outbound, Platform, Privilege
+from bot.ports import Adapter, AdapterHost, Capabilities
+from bot.settings import Settings
+from bot.storage.keys import Keys, community_merchant, merchants
+
+log = logging.getLogger(__name__)
+
+_COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
+_TYPING_EVERY_S = 4.5  # Telegram shows "typing…" for 5 s per chat action
+_TYPING_AFTER_S = 0.4  # quick answers need no indicator
+_REMEMBERED_TARGETS = 10_000
+
+
+class TelegramAdapter(Adapter):
+    """Long polling by default (`mode="webhook"` listens on `webhook_port` and registers
+    `webhook_url`). Updates of one chat are handled in order, different chats at once."""
+
+    platform = Platform.TELEGRAM
+    capabilities = Capabilities(max_message_length=TEXT_LIMIT, buttons=True, edits=False,
+                                files=True, typing_indicator=True)
+
+    def __init__(self, token: str, api_url: str = "https://api.telegram.org/bot",
+                 mode: str = "polling", webhook_url: str | None = None,
+                 webhook_port: int = 8443, webhook_listen: str = "0.0.0.0",
+                 limits: FloodLimits | None = None, poll_timeout_s: int = 10,
+                 max_concurrent: int = 64, admin_cache_s: float = 60.0) -> None:
+        if mode not in ("polling", "webhook"):
+            raise ValueError(f"telegram mode must be polling or webhook, not {mode!r}")
+        if mode == "webhook" and not webhook_url:
+            raise ValueError("webhook mode needs SHOPKEEP_TELEGRAM_WEBHOOK_URL (the public "
+                             "https address Telegram should post to)")
+        self.token = token
+        self.bot_id = token.split(":", 1)[0]
+        self.api_url = api_url.rstrip("/")
+        self.mode = mode
+        self.webhook_url = webhook_url
+        self.webhook_port = webhook_port
+        self.webhook_listen = webhook_listen
+        self.limits = limits or FloodLimits()
+        self.poll_timeout_s = poll_timeout_s
+        self.admin_cache_s = admin_cache_s
+        self.owner = uuid.uuid4().hex[:12]  # this process, in update claims
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._host: AdapterHost | None = None
+        self._app: Application[Any, Any, Any, Any, Any, Any] | None = None
+        self._ledger: UpdateLedger | None = None
+        self._translator: Translator | None = None
+        self._sender: Sender | None = None
+        self.limiter: RedisFloodLimiter | None = None
+        self._poll_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._chat_locks: dict[int, asyncio.Lock] = {}
+        self._chat_users: dict[int, int] = {}
+        self._targets: OrderedDict[str, ReplyTarget] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TelegramAdapter:
+        assert settings.telegram_token is not None
+        return cls(settings.telegram_token.get_secret_value(), settings.telegram_api_url,
+                   settings.telegram_mode, settings.telegram_webhook_url,
+                   settings.telegram_webhook_port)
+
+    @property
+    def application(self) -> Application[Any, Any, Any, Any, Any, Any]:
+        if self._app is None:
+            raise RuntimeError("the Telegram adapter has not been started")
+        return self._app
+
+    async def start(self, host: AdapterHost) -> None:
+        self._host = host
+        self.limiter = RedisFloodLimiter(host.redis, self.bot_id, self.limits)
+        builder = (
+            ApplicationBuilder().token(self.token).base_url(self.api_url)
+            .base_file_url(_file_url(self.api_url)).rate_limiter(self.limiter)
+            .get_updates_read_timeout(self.poll_timeout_s + 10)
+        )
+        if self.mode == "polling":
+            builder = builder.updater(None)  # we poll ourselves, to persist the offsets
+        app = builder.build()
+        app.add_handler(TypeHandler(Update, self._on_update))
+        app.add_error_handler(self._on_error)
+        await app.initialize()
+        self._app = app
+        bot = app.bot
+        callbacks = CallbackActions(host.redis, self.bot_id)
+        self._ledger = UpdateLedger(host.redis, self.bot_id)
+        self._translator = Translator(bot, AdminCache(bot, self.admin_cache_s), callbacks)
+        self._sender = Sender(bot, host.redis, self.bot_id, callbacks)
+        await self._publish_commands(host.commands)
+        await app.start()
+        if self.mode == "polling":
+            self._stopping = asyncio.Event()
+            await bot.delete_webhook()
+            await self._replay_pending()
+            self._poll_task = asyncio.create_task(self._poll(), name="telegram-poll")
+        else:
+            await self._start_webhook(app)
+        log.info("Telegram adapter started as @%s (%s)", bot.username, self.mode)
+
+    async def stop(self, drain_s: float = 30.0) -> None:
+        """Stop fetching, let handlers in flight finish (up to `drain_s`), then disconnect.
+        Updates cut short stay pending in Redis and are handled on the next start."""
+        if self._app is None:
+            return
+        self._stopping.set()
+        if self._poll_task is not None:
+            try:
+                await asyncio.wait_for(self._poll_task, self.poll_timeout_s + 15)
+            except TimeoutError:
+                log.warning("the Telegram poller did not stop in time")
+            self._poll_task = None
+        app = self._app
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if self._inflight:
+            _, late = await asyncio.wait(list(self._inflight), timeout=drain_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+        self._app = None
+
+    async def send(self, outbound: Outbound) -> list[str]:
+        """Post an answer (to the message it replies to) or a message with a destination."""
+        if self._sender is None:
+            raise RuntimeError("the Telegram adapter has not been started")
+        target = self._targets.get(outbound.reply_to) if outbound.reply_to else None
+        return await self._sender.send(outbound, target)
+
+    # Receiving
+
+    async def _poll(self) -> None:
+        assert self._ledger is not None
+        bot = self.application.bot
+        offset = await self._ledger.offset()
+        backoff = 1.0
+        while not self._stopping.is_set():
+            fetch = asyncio.ensure_future(bot.get_updates(
+                offset=offset, timeout=self.poll_timeout_s, allowed_updates=Update.ALL_TYPES))
+            stopping = asyncio.ensure_future(self._stopping.wait())
+            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if self._stopping.is_set():
+                # Whatever this last call got is unconfirmed: the next start fetches it again.
+                # (Cancelling httpx mid-request may be absorbed by its shielded clean-up, so
+                # the call is also awaited, which takes at most the long-poll timeout.)
+                fetch.cancel()
+                await asyncio.gather(fetch, return_exceptions=True)
+                return
+            try:
+                updates = fetch.result()
+                backoff = 1.0
+            except Conflict:
+                log.error("another process polls this bot; retrying in %.0f s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            except NetworkError as exc:  # includes TimedOut
+                log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            if not updates:
+                continue
+            offset = updates[-1].update_id + 1
+            # Recorded as pending before the next getUpdates confirms them to Telegram.
+            await self._ledger.received([u.to_dict() for u in updates], offset)
+            for update in updates:
+                self._dispatch(update)
+
+    async def _replay_pending(self) -> None:
+        """Handle what a previous process received but did not finish."""
+        assert self._ledger is not None
+        for data in await self._ledger.pending():
+            if await self._ledger.reclaim(int(data["update_id"])):
+                log.info("replaying update %s left unfinished", data["update_id"])
+                self._dispatch(Update.de_json(data, self.application.bot))
+
+    def _dispatch(self, update: Update) -> None:
+        task = asyncio.create_task(self._in_order(update))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _in_order(self, update: Update) -> None:
+        chat = update.effective_chat
+        key = chat.id if chat is not None else 0
+        lock = self._chat_locks.setdefault(key, asyncio.Lock())
+        self._chat_users[key] = self._chat_users.get(key, 0) + 1
+        try:
+            async with lock, self._slots:  # one chat in order; many chats side by side
+                await self.application.process_update(update)
+        finally:
+            self._chat_users[key] -= 1
+            if not self._chat_users[key]:  # nobody queued for this chat: forget its lock
+                del self._chat_users[key], self._chat_locks[key]
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        assert self._ledger is not None
+        if not await self._ledger.claim(update.update_id, self.owner):
+            return  # handled (or being handled) already: a redelivery
+        try:
+            await self._handle(update)
+        except asyncio.CancelledError:
+            await self._ledger.release(update.update_id)
+            raise
+        except Exception:
+            # Marked done below all the same: an update that breaks the handler must not
+            # be replayed forever.
+            log.exception("update %s failed", update.update_id)
+        await self._ledger.done(update.update_id)
+
+    async def _handle(self, update: Update) -> None:
+        assert self._translator is not None and self._host is not None
+        message = update.message
+        if message is not None and message.migrate_to_chat_id:
+            await migrate_community(self._host, message.chat.id, message.migrate_to_chat_id)
+            return
+        translated = await self._translator.inbound(update)
+        if translated is None:
+            return
+        inbound, target = translated
+        self._remember(inbound.message_id, target)
+        typing = None
+        if _addressed(inbound):
+            typing = asyncio.create_task(self._typing(target))
+        try:
+            replies = await self._host.handle(inbound)
+        finally:
+            if typing is not None:
+                typing.cancel()
+        for reply in replies:
+            await self.send(reply)
+
+    async def _typing(self, target: ReplyTarget) -> None:
+        bot = self.application.bot
+        await asyncio.sleep(_TYPING_AFTER_S)
+        while True:
+            with contextlib.suppress(TelegramError):
+                await bot.send_chat_action(target.chat_id, ChatAction.TYPING,
+                                           message_thread_id=target.thread_id)
+            await asyncio.sleep(_TYPING_EVERY_S)
+
+    def _remember(self, message_id: str, target: ReplyTarget) -> None:
+        self._targets[message_id] = target
+        while len(self._targets) > _REMEMBERED_TARGETS:
+            self._targets.popitem(last=False)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("Telegram handler error on %r", update, exc_info=context.error)
+
+    # Publishing and webhook
+
+    async def _publish_commands(self, specs: list[CommandSpec] | Any) -> None:
+        """Member commands for everyone, all commands in the administrators' menu. A group
+        (`faq add`, `faq list`) is published once by its first word."""
+        groups: dict[str, list[CommandSpec]] = {}
+        for spec in specs:
+            groups.setdefault(spec.words[0], []).append(spec)
+        everyone: list[BotCommand] = []
+        admins: list[BotCommand] = []
+        for name, group in sorted(groups.items()):
+            if not _COMMAND_NAME.match(name):
+                log.warning("/%s cannot be a Telegram command name; not published", name)
+                continue
+            command = BotCommand(name, _description(group))
+            admins.append(command)
+            if min(s.privilege for s in group) <= Privilege.MEMBER:
+                everyone.append(command)
+        bot = self.application.bot
+        await bot.set_my_commands(everyone[:100])
+        await bot.set_my_commands(admins[:100], scope=BotCommandScopeAllChatAdministrators())
+
+    async def _start_webhook(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        assert app.updater is not None and self.webhook_url is not None
+        await app.updater.start_webhook(
+            listen=self.webhook_listen, port=self.webhook_port,
+            url_path=urlparse(self.webhook_url).path.lstrip("/"),
+            webhook_url=self.webhook_url, allowed_updates=Update.ALL_TYPES,
+            secret_token=webhook_secret(self.token),
+        )
+
+
+def webhook_secret(token: str) -> str:
+    """Derived from the token so every webhook worker checks the same secret."""
+    return hashlib.sha256(f"shopkeep-webhook:{token}".encode()).hexdigest()[:48]
+
+
+async def migrate_community(host: AdapterHost, old_chat: int, new_chat: int) -> None:
+    """A group became a supergroup (new id): keep its merchant and help-channel marks."""
+    old_key, new_key = f"telegram:{old_chat}", f"telegram:{new_chat}"
+    merchant = await host.redis.get(community_merchant(old_key))
+    if merchant:
+        await host.redis.set(community_merchant(new_key), merchant)
+        await host.redis.sadd(Keys(str(merchant)).communities(), new_key)
+    for m in await host.redis.smembers(merchants()):
+        await _rename_help_channels(host, Keys(str(m)), old_key, new_key)
+    log.info("Telegram chat %s migrated to %s", old_chat, new_chat)
+
+
+async def _rename_help_channels(host: AdapterHost, keys: Keys, old: str, new: str) -> None:
+    for channel in await host.redis.smembers(keys.help_channels()):
+        channel = str(channel)
+        if channel == old or channel.startswith(old + ":"):
+            await host.redis.srem(keys.help_channels(), channel)
+            await host.redis.sadd(keys.help_channels(), new + channel[len(old):])
+
+
+def _addressed(inbound: Inbound) -> bool:
+    return (inbound.is_direct or inbound.mentions_bot or inbound.reply_to_bot
+            or inbound.text.startswith("/"))
+
+
+def _description(group: list[CommandSpec]) -> str:
+    if len(group) == 1 and len(group[0].words) == 1:
+        text = group[0].help
+    else:
+        text = "/" + group[0].words[0] + " " + " | ".join(
+            s.words[1] if len(s.words) > 1 else "…" for s in group)
+    text = text.strip() or group[0].name
+    return text if len(text) <= 256 else text[:255] + "…"
+
+
+def _file_url(api_url: str) -> str:
+    """`https://api.telegram.org/bot` → `https://api.telegram.org/file/bot` (PTB appends the
+    token to both)."""
+    if api_url.endswith("/bot"):
+        return api_url[: -len("/bot")] + "/file/bot"
+    return api_url.rstrip("/") + "/file/bot"

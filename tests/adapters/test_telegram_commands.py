@@ -1,0 +1,101 @@
+"""Telegram commands end to end: real PTB over HTTP to the stand-in, the real command path."""
+
+from __future__ import annotations
+
+from bot.commands.registry import CommandSpec
+from bot.events import Platform, Privilege
+from bot.persona import load_persona
+from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
+from tests.standins.telegram_api import TelegramStandIn
+
+GROUP = -1001234
+
+
+async def test_commands_are_published_by_group_and_scope(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory
+) -> None:
+    await tg_adapter()
+    everyone = {c["command"] for c in tg_api.commands["default"]}
+    admins = {c["command"] for c in tg_api.commands["all_chat_administrators"]}
+    assert everyone == {"help"}  # /persona and /helpchannel are for moderators
+    assert admins == {"help", "persona", "helpchannel"}
+    helpchannel = next(c for c in tg_api.commands["all_chat_administrators"]
+                       if c["command"] == "helpchannel")
+    assert "add" in helpchannel["description"] and "list" in helpchannel["description"]
+
+
+async def test_help_in_a_group_answers_as_a_reply(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory
+) -> None:
+    await tg_adapter()
+    tg_api.group(GROUP)
+    tg_api.message(GROUP, 11, "/help@shopkeep_bot", message_id=77)
+    await tg_api.wait_for(lambda: bool(tg_api.sent_to(GROUP)))
+    [reply] = tg_api.sent_to(GROUP)
+    assert reply.reply_to == 77
+    assert "/help" in reply.text and "/persona set" not in reply.text
+
+
+async def test_member_is_refused_a_moderator_command_and_an_admin_runs_it(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+) -> None:
+    await tg_adapter()
+    tg_api.group(GROUP)
+    tg_api.set_admin(GROUP, 1, "creator")
+    tg_api.set_admin(GROUP, 2, "administrator")
+    tg_api.user(3, "Member")
+    tg_api.private(3)
+
+    tg_api.message(GROUP, 3, "/persona set name Sneaky")
+    # A refusal is private: it goes to the member's DM, not the group.
+    await tg_api.wait_for(lambda: bool(tg_api.sent_to(3)))
+    assert "for moderators only" in tg_api.sent_to(3)[0].text
+    assert not tg_api.sent_to(GROUP)
+    assert (await load_persona(tg_host.store, "default")).name != "Sneaky"
+
+    tg_api.message(GROUP, 2, "/persona set name Ranger")
+    await tg_api.wait_for(lambda: len(tg_api.sent_to(GROUP)) == 1)
+    assert "Ranger" in tg_api.sent_to(GROUP)[0].text
+    assert (await load_persona(tg_host.store, "default")).name == "Ranger"
+
+    tg_api.message(GROUP, 1, "/persona set tone dry & <terse>")
+    await tg_api.wait_for(lambda: len(tg_api.sent_to(GROUP)) == 2)
+    # HTML-escaped on the way out, shown as typed
+    assert tg_api.sent_to(GROUP)[1].text.endswith("dry & <terse>")
+    privileges = {i.member.user_id: i.privilege for i in tg_host.seen}
+    assert privileges == {"3": Privilege.MEMBER, "2": Privilege.MODERATOR,
+                          "1": Privilege.OWNER}
+    # one getChatAdministrators for three messages: the list is cached
+    assert tg_api.calls["getChatAdministrators"] == 1
+
+
+async def test_configured_admin_id_may_run_moderator_commands_in_a_dm(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+) -> None:
+    await tg_adapter()
+    tg_api.message(999, 999, "/persona set greeting Howdy")  # telegram:999 is in admin_ids
+    await tg_api.wait_for(lambda: bool(tg_api.sent_to(999)))
+    assert "Howdy" in tg_api.sent_to(999)[0].text
+    assert tg_host.seen[0].community is None
+
+
+async def test_deep_link_start_hands_the_referral_code_to_the_core(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+) -> None:
+    # /start belongs to the referral feature; a test-local one records what reached it
+    got: list[tuple[str, str]] = []
+
+    async def start(ctx) -> str:  # type: ignore[no-untyped-def]
+        got.append((ctx.member_key, ctx.args["payload"]))
+        return "Welcome!"
+
+    from bot.commands.registry import Arg
+
+    tg_host.registry.register(CommandSpec("start", "Start", start,
+                                          args=(Arg("payload", required=False),)))
+    await tg_adapter()
+    tg_api.message(42, 42, "/start ref_abc")
+    await tg_api.wait_for(lambda: bool(tg_api.sent_to(42)))
+    assert got == [("telegram:42", "ref_abc")]
+    assert tg_api.sent_to(42)[0].text == "Welcome!"
+    assert tg_host.seen[0].platform == Platform.TELEGRAM
