@@ -10,7 +10,7 @@ import numpy as np
 
 from bot.knowledge.models import FaqEntry, Product
 from bot.knowledge.store import embed_texts, vector_field
-from bot.knowledge.text import Speller, content_stems, tokens
+from bot.knowledge.text import Speller, content_stems, tokens, variants
 
 # Words in a product's description or an FAQ answer count for less than words in its name or
 # question: they describe, they do not say what the entry is about.
@@ -49,7 +49,10 @@ class Index:
 
     def lexical(self, query_stems: list[str]) -> np.ndarray:
         """IDF-weighted share of the question's words that each entry contains (0..1)."""
-        weights = {s: self.idf.get(s, self.max_idf) for s in set(query_stems)}
+        groups = {s: variants(s) for s in set(query_stems)}
+        weights = {s: self.idf.get(s) or min((self.idf[v] for v in g if v in self.idf),
+                                             default=self.max_idf)
+                   for s, g in groups.items()}
         total = sum(weights.values())
         out = np.zeros(len(self.docs), dtype=np.float32)
         if total <= 0:
@@ -57,9 +60,9 @@ class Index:
         for i, doc in enumerate(self.docs):
             got = 0.0
             for stem_, weight in weights.items():
-                if stem_ in doc.head:
+                if not groups[stem_].isdisjoint(doc.head):
                     got += weight
-                elif stem_ in doc.body:
+                elif not groups[stem_].isdisjoint(doc.body):
                     got += weight * BODY_WEIGHT
             out[i] = got / total
         return out

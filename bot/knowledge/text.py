@@ -18,6 +18,22 @@ i'm i've i'd it's don't can't what's how's there ok okay im ive id dont cant wha
 plz thx ya yo guys anyone someone something much many one
 """.split())
 
+# Everyday words the speller must not "correct" into a shop word ('like' is not 'live').
+COMMON = frozenset("""
+like love want need know think make take give come look find tell ask work seem feel try
+leave call good new first last long great little own other old right big high different small
+large next early young important few public bad same able day time year way thing man world
+life hand part child eye woman place week case point number group problem fact back still
+well even also only now then here there never always sometimes really actually maybe sure
+stuff things gear item items keep kind sort lot lots bit today tonight tomorrow yesterday
+morning evening night friend brother sister mom dad wife husband kids family home house car
+work job money card bank said says told thanks thank hello please sorry wrong right wait
+still already yet soon later again since until while before after during without within
+every everything nothing something anything someone anyone everyone people person guys
+game movie music weather rain snow sun cold warm hot nice cool awesome help want wanted
+dont doesnt didnt cant wont isnt arent wasnt havent hasnt shouldnt wouldnt couldnt
+""".split())
+
 # Chat shorthand seen in member questions; mapped before typo correction.
 SLANG = {
     "u": "you", "ur": "your", "r": "are", "pls": "please", "plz": "please", "thx": "thanks",
@@ -27,6 +43,33 @@ SLANG = {
     "intl": "international", "int'l": "international", "qty": "quantity", "pkg": "package",
     "addy": "address", "2day": "today", "ship2": "ship", "n": "and",
 }
+
+
+# Words members and merchants use for the same thing in shop talk. Generic on purpose: these
+# are not tuned to one shop's FAQ.
+SYNONYM_GROUPS = [
+    "ship shipping deliver delivery post mail send",
+    "order purchase package parcel",
+    "refund money reimburse",
+    "return send back",
+    "exchange swap trade",
+    "cancel stop",
+    "cost price fee charge much",
+    "free complimentary",
+    "warranty guarantee",
+    "repair fix patch mend",
+    "contact call phone email reach talk",
+    "support service help",
+    "discount promo coupon code",
+    "store shop",
+    "broken damaged defective dent",
+    "restock stock available",
+    "rent rental hire",
+    "size fit",
+    "track tracking",
+    "address location",
+    "international abroad overseas",
+]
 
 
 def tokens(text: str) -> list[str]:
@@ -42,7 +85,24 @@ def stem(word: str) -> str:
 
 
 def content_stems(text: str) -> list[str]:
-    return [stem(t) for t in tokens(text) if t not in STOPWORDS]
+    return [stem(t) for t in tokens(text) if t not in STOPWORDS and len(t) > 1]
+
+
+def _synonym_table() -> dict[str, frozenset[str]]:
+    table: dict[str, set[str]] = {}
+    for group in SYNONYM_GROUPS:
+        stems = {stem(w) for w in group.split()}
+        for s_ in stems:
+            table.setdefault(s_, set()).update(stems)
+    return {k: frozenset(v) for k, v in table.items()}
+
+
+SYNONYMS = _synonym_table()
+
+
+def variants(stem_: str) -> frozenset[str]:
+    """The stem and its shop-talk synonyms."""
+    return SYNONYMS.get(stem_, frozenset((stem_,)))
 
 
 def edit_distance(a: str, b: str, limit: int) -> int:
@@ -73,7 +133,7 @@ class Speller:
     """
 
     def __init__(self, vocabulary: Iterable[str], frequency: dict[str, int]) -> None:
-        self.vocabulary = frozenset(vocabulary) | STOPWORDS
+        self.vocabulary = frozenset(vocabulary) | STOPWORDS | COMMON
         self.frequency = frequency
         self._by_first: dict[str, list[str]] = {}
         for word in self.vocabulary:
@@ -81,7 +141,8 @@ class Speller:
                 self._by_first.setdefault(word[0], []).append(word)
 
     def correct(self, word: str) -> str:
-        if word in self.vocabulary or len(word) < 3 or not word.isalpha():
+        # Three-letter words are too often real words one edit from a shop word ('lol').
+        if word in self.vocabulary or len(word) < 4 or not word.isalpha():
             return word
         return self._closest(word)
 
@@ -90,7 +151,7 @@ class Speller:
         limit = 1 if len(word) <= 5 else 2
         best, best_key = word, (limit + 1, 0)
         candidates = self._by_first.get(word[0], [])
-        if len(word) >= 5:  # a first-letter typo is rarer; allow it for longer words only
+        if len(word) >= 6:  # a first-letter typo is rarer; allow it for longer words only
             candidates = [w for ws in self._by_first.values() for w in ws]
         for candidate in candidates:
             if abs(len(candidate) - len(word)) > limit:

@@ -4,6 +4,7 @@ safety out, memory — and an honest "I don't know" that is logged for moderator
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from bot.commands.registry import CommandSpec
@@ -24,6 +25,9 @@ from bot.safety.pii import EMAIL
 from lm_service.api import GenerationRequest, Priority
 
 log = logging.getLogger(__name__)
+
+_REFERS_BACK = re.compile(r"\b(it|its|it's|that|this|those|these|they|them|one|ones)\b",
+                          re.IGNORECASE)
 
 MAX_PASSAGES = 3
 RELATED_WITHIN = 0.08  # a second source is cited only when nearly as relevant as the first
@@ -125,15 +129,20 @@ class ReplyPipeline:
 
     async def _search(self, merchant: str, question: str,
                       earlier: list[str]) -> SearchResult:
-        """Search the question; a follow-up too vague alone ("how much is it?") is searched
-        again together with the member's previous question."""
+        """Search the question; a short follow-up that leans on the conversation ("is it in
+        stock?", "how much is that one?") is searched together with the previous question
+        too, and the better-grounded reading wins."""
         result = await self.retriever.search(merchant, question, limit=MAX_PASSAGES + 2)
         top = result.hits[0].score if result.hits else 0.0
-        if top >= self.fusion.confident or not earlier or len(question.split()) > 8:
+        if not earlier or len(question.split()) > 10:
+            return result
+        refers_back = bool(_REFERS_BACK.search(question))
+        if top >= self.fusion.confident and not refers_back:
             return result
         combined = await self.retriever.search(merchant, f"{earlier[-1]} {question}",
                                                limit=MAX_PASSAGES + 2)
-        if combined.hits and combined.hits[0].score > top:
+        if combined.hits and self.fusion.relevant(combined.hits[0]) and (
+                refers_back or combined.hits[0].score > top):
             return combined
         return result
 
