@@ -4,8 +4,10 @@ limits (~30 messages/s overall, ~20/min per group), wrapped around PTB's `AIORat
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import uuid
+import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter, BaseRateLimiter
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.storage.keys import telegram as tg_key
 
@@ -64,6 +67,9 @@ class FloodLimits:
     group_rate: int = 20
     group_period_s: float = 60.0
     max_retries: int = 12  # RetryAfter answers honoured before a send gives up
+    # Our clock starts a window when a slot is taken, Telegram's when the request arrives;
+    # stretching our windows a little keeps network jitter from crossing the line.
+    margin: float = 0.05
 
 
 class RedisFloodLimiter(BaseRateLimiter[int]):
@@ -123,10 +129,11 @@ class RedisFloodLimiter(BaseRateLimiter[int]):
     async def acquire(self, chat_id: str) -> None:
         """Wait until one more message to `chat_id` fits every shared window."""
         keys = [tg_key(self.bot_id, "flood:pause"), tg_key(self.bot_id, "flood:all")]
-        argv: list[Any] = [self.limits.overall_rate, int(self.limits.overall_period_s * 1000)]
+        stretch = 1000 * (1 + self.limits.margin)
+        argv: list[Any] = [self.limits.overall_rate, int(self.limits.overall_period_s * stretch)]
         if _is_group(chat_id):
             keys.append(tg_key(self.bot_id, f"flood:chat:{chat_id}"))
-            argv += [self.limits.group_rate, int(self.limits.group_period_s * 1000)]
+            argv += [self.limits.group_rate, int(self.limits.group_period_s * stretch)]
         argv.append(uuid.uuid4().hex)
         while True:
             wait_ms = int(await self._script(keys=keys, args=argv))
@@ -136,10 +143,14 @@ class RedisFloodLimiter(BaseRateLimiter[int]):
             await asyncio.sleep(wait_ms / 1000)
 
     async def _pause_everyone(self, exc: RetryAfter) -> None:
-        pause_ms = int(exc.retry_after.total_seconds() * 1000) if not isinstance(
-            exc.retry_after, int) else exc.retry_after * 1000
-        log.info("Telegram asked to retry after %d ms; pausing every sender", pause_ms)
-        await self.redis.set(tg_key(self.bot_id, "flood:pause"), "1", px=max(pause_ms, 1))
+        with warnings.catch_warnings():  # PTB 22 warns that the type will become timedelta
+            warnings.simplefilter("ignore", PTBDeprecationWarning)
+            retry_after = exc.retry_after
+        seconds = (retry_after.total_seconds() if isinstance(retry_after, dt.timedelta)
+                   else float(retry_after))
+        log.info("Telegram asked to retry after %.1f s; pausing every sender", seconds)
+        await self.redis.set(tg_key(self.bot_id, "flood:pause"), "1",
+                             px=max(int(seconds * 1000), 1))
 
 
 def _is_group(chat_id: str) -> bool:
