@@ -6,13 +6,16 @@ started on loopback for the session. If none can be reached the tests fail, loud
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 
+from lm_service.api import LMClient
 from tests.support.redis_server import RedisServer
 
 
@@ -49,3 +52,21 @@ async def redis_client(redis_url: str, redis_sync: redis.Redis) -> AsyncIterator
     client = aioredis.from_url(redis_url, decode_responses=True)
     yield client
     await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def lm_client() -> Iterator[LMClient]:
+    """The real in-process engine (SmolLM2-135M + all-MiniLM-L6-v2), loaded once per session.
+
+    The converted model is cached in `SHOPKEEP_TEST_MODEL_CACHE` (default `var/test-models`)
+    so that only the first run pays for dequantising the GGUF.
+    """
+    from lm_service.local import InProcessLMClient
+
+    cache = Path(os.environ.get("SHOPKEEP_TEST_MODEL_CACHE", "var/test-models")).resolve()
+    client = InProcessLMClient(cache_dir=cache)
+    asyncio.run(client.start())
+    try:
+        yield client
+    finally:
+        asyncio.run(client.stop())
