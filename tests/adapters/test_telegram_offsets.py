@@ -1,0 +1,126 @@
+"""Update offsets in Redis: restarts neither lose nor repeat an update; webhook mode."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import aiohttp
+
+from adapters.telegram.adapter import webhook_secret
+from bot.commands.registry import Arg, ArgKind, CommandContext, CommandSpec
+from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
+from tests.standins.telegram_api import TelegramStandIn
+from tests.support.redis_server import free_port
+
+GROUPS = (-1001, -1002, -1003)
+
+
+def _echo(host: TgCommandHost, gate: asyncio.Event | None = None) -> list[int]:
+    """/echo n: records n and answers it; waits for `gate` when n is 13."""
+    handled: list[int] = []
+
+    async def echo(ctx: CommandContext) -> str:
+        n = int(ctx.args["n"])
+        if gate is not None and n == 13:
+            await gate.wait()
+        handled.append(n)
+        return f"echo {n}"
+
+    host.registry.register(CommandSpec("echo", "echo", echo, args=(Arg("n", ArgKind.INT),)))
+    return handled
+
+
+async def test_a_restart_mid_stream_processes_every_update_exactly_once(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+) -> None:
+    handled = _echo(tg_host)
+    for chat in GROUPS:
+        tg_api.group(chat)
+
+    async def stream() -> None:
+        for n in range(60):
+            tg_api.message(GROUPS[n % 3], 500 + n, f"/echo {n}")
+            await asyncio.sleep(0.02)
+
+    feeding = asyncio.create_task(stream())
+    first = await tg_adapter()
+    await tg_api.wait_for(lambda: len(handled) >= 15)
+    await first.stop()  # while updates keep arriving
+    stopped_at = len(handled)
+    await asyncio.sleep(0.3)
+    assert len(handled) == stopped_at  # nothing is handled while no process runs
+    await tg_adapter()  # the restarted process
+    await feeding
+    await tg_api.wait_for(lambda: len(tg_api.sent) >= 60, within_s=20)
+    await asyncio.sleep(0.5)
+    assert sorted(handled) == list(range(60))  # every update once
+    replies = Counter(s.text for s in tg_api.sent)
+    assert set(replies.values()) == {1} and len(replies) == 60
+    for i, chat in enumerate(GROUPS):  # each chat's answers in the order it asked
+        assert [s.text for s in tg_api.sent_to(chat)] == [f"echo {n}" for n in range(i, 60, 3)]
+
+
+async def test_an_update_cut_short_by_shutdown_is_handled_after_the_restart(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+) -> None:
+    gate = asyncio.Event()
+    handled = _echo(tg_host, gate)
+    tg_api.group(GROUPS[0])
+    first = await tg_adapter()
+    for n in (12, 13, 14):
+        tg_api.message(GROUPS[0], 7, f"/echo {n}")
+    await tg_api.wait_for(lambda: len(handled) == 1)
+    await asyncio.sleep(0.3)  # 13 waits at the gate; 14 waits behind it in the same chat
+    await first.stop(drain_s=0.2)  # too short: both are given back, still pending
+    assert handled == [12]
+    assert await tg_host.redis.hlen("sk:_global:telegram:4242:pending") == 2
+
+    gate.set()
+    await tg_adapter()
+    await tg_api.wait_for(lambda: len(tg_api.sent) == 3)
+    await asyncio.sleep(0.3)
+    assert handled == [12, 13, 14]
+    assert [s.text for s in tg_api.sent] == ["echo 12", "echo 13", "echo 14"]
+    assert await tg_host.redis.hlen("sk:_global:telegram:4242:pending") == 0
+
+
+async def test_two_processes_fetching_the_same_updates_handle_each_once(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+) -> None:
+    handled = _echo(tg_host)
+    tg_api.group(GROUPS[0])
+    await tg_adapter()
+    await tg_adapter()
+    for n in range(10):
+        tg_api.message(GROUPS[0], 7, f"/echo {n}")
+    await tg_api.wait_for(lambda: len(handled) == 10)
+    await asyncio.sleep(1.5)  # both pollers have seen every update by now
+    assert sorted(handled) == list(range(10))
+    assert len(tg_api.sent) == 10
+
+
+async def test_webhook_mode_takes_updates_posted_by_telegram_and_checks_the_secret(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+) -> None:
+    handled = _echo(tg_host)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/telegram/hook"
+    await tg_adapter(mode="webhook", webhook_url=url, webhook_port=port,
+                     webhook_listen="127.0.0.1")
+    assert tg_api.webhook_url == url and tg_api.webhook_secret == webhook_secret(tg_api.token)
+    tg_api.group(GROUPS[0])
+    tg_api.message(GROUPS[0], 7, "/echo 1")
+    await tg_api.wait_for(lambda: bool(tg_api.sent))
+    assert handled == [1] and tg_api.sent[0].text == "echo 1"
+
+    forged = {"update_id": 999, "message": {"message_id": 1, "date": 0, "text": "/echo 2",
+                                            "chat": {"id": GROUPS[0], "type": "supergroup"},
+                                            "from": {"id": 6, "is_bot": False,
+                                                     "first_name": "x"}}}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json=forged,
+                                headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as resp:
+            assert resp.status == 403
+    await asyncio.sleep(0.3)
+    assert handled == [1]
