@@ -66,16 +66,23 @@ class Analytics:
         self.calendar = calendar
 
     async def record_message(self, merchant: str, platform: str, member_key: str,
-                             canonical_key: str, ts: float) -> None:
-        """One member message: counts it, marks the member (linked person) active that day."""
+                             canonical_key: str, ts: float) -> bool:
+        """One member message: counts it, marks the member (linked person) active that day.
+
+        Returns:
+            True for the person's first message of that day (on any platform).
+        """
         keys, day = Keys(merchant), self.calendar.day(ts)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(keys.stats_counts(day), f"messages:{platform}", 1)
             pipe.sadd(keys.stats_active(day, platform), canonical_key)
+            pipe.sadd(keys.stats_active(day, ALL), canonical_key)
             pipe.hsetnx(keys.first_seen(), member_key, repr(ts))
             pipe.expire(keys.stats_counts(day), RETENTION_S)
             pipe.expire(keys.stats_active(day, platform), RETENTION_S)
-            await pipe.execute()
+            pipe.expire(keys.stats_active(day, ALL), RETENTION_S)
+            results = await pipe.execute()
+        return bool(results[2])
 
     async def record_answer(self, merchant: str, platform: str, answered: bool,
                             citations: Sequence[Citation], ts: float) -> None:

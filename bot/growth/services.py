@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable, Sequence
 
@@ -13,6 +14,12 @@ from bot.growth.linking import Linking
 from bot.growth.periods import Calendar
 from bot.growth.referrals import JoinOutcome, Referrals, attribute_invite_uses
 from bot.knowledge.store import KnowledgeStore
+from bot.profiles.model import Profile
+from bot.storage.keys import Keys
+
+# A member counts toward an interest when it is among their 3 strongest and not faint.
+INTERESTS_PER_MEMBER = 3
+INTEREST_FLOOR = 0.05
 
 
 class Growth:
@@ -51,9 +58,23 @@ class Growth:
     async def observe(self, inbound: Inbound, merchant: str) -> None:
         member = inbound.member.key
         person = await self.linking.canonical(merchant, member)
-        await self.analytics.record_message(merchant, inbound.platform.value, member, person,
-                                            inbound.sent_at)
+        first_today = await self.analytics.record_message(
+            merchant, inbound.platform.value, member, person, inbound.sent_at)
         await self.referrals.note_message(merchant, member, inbound.sent_at)
+        if first_today:
+            await self.record_interests(merchant, await self.profile_interests(merchant, person),
+                                        inbound.sent_at)
+
+    async def profile_interests(self, merchant: str, person: str) -> list[str]:
+        """The person's top interests as the profiles feature has learnt them (counted once
+        per active member per day, which is what /stats' "top interests" means)."""
+        raw = await self.core.store.redis.hget(Keys(merchant).profile(person), "aff")
+        if not raw:
+            return []
+        profile = Profile(member=person, affinity={
+            str(k): float(v) for k, v in json.loads(raw).items()})
+        return [name for name, score in profile.top_interests(INTERESTS_PER_MEMBER)
+                if score >= INTEREST_FLOOR]
 
     # Called by other features ----------------------------------------------------------------
     async def record_answer(self, merchant: str, platform: str, answered: bool,

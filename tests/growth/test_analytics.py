@@ -163,3 +163,26 @@ async def test_report_rejects_a_period_outside_bounds(growth: GrowthFeature) -> 
     with pytest.raises(ValueError, match="unknown metric"):
         await growth.analytics.record_count(M, "telegram", "likes", NOW)
     assert format_report(await growth.stats(M, days=7, now=NOW)).count("\n") >= 10
+
+
+async def test_top_interests_come_from_profiles_once_per_member_per_day(
+        growth: GrowthFeature) -> None:
+    from bot.profiles.model import Profile
+    from bot.storage.keys import Keys
+
+    redis = growth.core.store.redis
+    for member, affinity in (("telegram:1", {"c:tents": 0.6, "t:ultralight": 0.2,
+                                             "c:stoves": 0.01}),
+                             ("discord:2", {"c:tents": 0.3, "c:packs": 0.4, "t:tents": 0.5,
+                                            "c:lights": 0.1, "c:maps": 0.06})):
+        await redis.hset(Keys(M).profile(member),
+                         mapping=Profile(member=member, affinity=affinity).to_hash())
+    for _ in range(3):  # several messages in a day count the member once
+        await growth.observe(inbound(Platform.TELEGRAM, "1", "hi", ts=NOW), M)
+        await growth.observe(inbound(Platform.DISCORD, "2", "hi", ts=NOW), M)
+    await growth.observe(inbound(Platform.TELEGRAM, "1", "hi", ts=NOW - 7 * DAY_S), M)
+    await growth.observe(inbound(Platform.TELEGRAM, "3", "no profile yet", ts=NOW), M)
+    report = await growth.stats(M, days=7, now=NOW)
+    # discord:2's top three are tents (0.5 as a tag), packs, lights; maps is fourth.
+    assert report.interests == [("tents", 2, 1), ("lights", 1, 0), ("packs", 1, 0),
+                                ("ultralight", 1, 1)]
