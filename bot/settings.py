@@ -157,8 +157,9 @@ class Settings(BaseSettings):
     digest_enabled: bool = Field(True, description="Post the weekly digest to moderators.")
     digest_weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
     digest_hour: int = Field(9, ge=0, le=23, description="Hour (in timezone) the digest posts.")
-    digest_channel: str | None = Field(None, description="Moderators' channel for the digest, "
-                                       "as platform:channel_id (or set it with /digest channel).")
+    digest_channel: str | None = Field(None, pattern=r"^(discord|telegram|console):\S+$",
+                                       description="Moderators' channel for the digest, as "
+                                       "platform:channel_id (or set it with /digest channel).")
 
     # Discord adapter (issue 8)
     discord_moderator_roles: Annotated[list[str], NoDecode] = Field(

@@ -186,7 +186,8 @@ class Referrals:
             platform = member_key.partition(":")[0]
             await self._move(
                 keys=[keys.referral(member_key), keys.referral_pending(),
-                      keys.stats_counts(self.calendar.day(ts)), "", ""],
+                      keys.stats_counts(self.calendar.day(ts)), keys.referral_board("all"),
+                      keys.referral_board(self.calendar.month(ts))],
                 args=["withdrawn", "left_at", repr(ts), member_key,
                       f"ref_withdrawn:{platform}", RETENTION_S, ""],
             )

@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from PIL import Image
 
 from adapters.console import ConsoleAdapter
-from bot.errors import UserInputError
+from bot.errors import ConfigError, UserInputError
 from bot.events import Citation, Platform, Privilege
 from bot.growth import GrowthFeature, run_weekly_digest, schedule_digest
 from bot.growth.chart import render_digest_chart
@@ -125,6 +125,8 @@ async def test_a_failed_send_releases_the_week_for_a_retry(
 
 
 async def test_no_channel_or_disabled_posts_nothing(make_growth: Build) -> None:
+    with pytest.raises(ConfigError, match="SHOPKEEP_DIGEST_CHANNEL"):
+        await make_growth(digest_channel="slack:general")
     growth = await make_growth()
     assert not await run_weekly_digest(M, WEEK, core=growth.core)
     off = await make_growth(digest_enabled=False, digest_channel="telegram:-1")
