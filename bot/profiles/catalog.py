@@ -76,16 +76,20 @@ class CatalogVectors:
         best = float(sims.max())
         if best < ON_TOPIC:
             return {}
-        out: dict[str, float] = {}
+        # Each close product votes with its closeness; a category or tag scores the share of
+        # the votes it got, so "tent" gives tents 1.0 but the best tent's "6-person" less.
+        votes: dict[str, float] = {}
         floor = best - SPREAD
+        total = 0.0
         for product, sim in zip(self.products, sims, strict=True):
             if sim <= floor:
                 continue
-            strength = float((sim - floor) / SPREAD)
+            weight = float((sim - floor) / SPREAD)
+            total += weight
             for name in (f"c:{product.category}", *(f"t:{t}" for t in product.tags)):
                 if name != "c:":
-                    out[name] = max(out.get(name, 0.0), strength)
-        return out
+                    votes[name] = votes.get(name, 0.0) + weight
+        return {name: min(1.0, vote / total) for name, vote in votes.items()}
 
     def closest(self, embedding: np.ndarray, threshold: float) -> Product | None:
         if not self.products:

@@ -103,7 +103,10 @@ class Profile:
         if self.vector is None:
             self.vector = embedding.astype(np.float32)
         else:
-            mixed = (1 - VECTOR_RATE) * self.vector + VECTOR_RATE * embedding
+            # A plain mean over the first messages, then a moving average: the second message
+            # counts as much as the first instead of a fifth.
+            rate = max(VECTOR_RATE, 1.0 / self.messages)
+            mixed = (1 - rate) * self.vector + rate * embedding
             norm = float(np.linalg.norm(mixed))
             self.vector = mixed / norm if norm > 0 else mixed
         if signals:

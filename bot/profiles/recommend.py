@@ -102,6 +102,14 @@ def _reason(product: Product, query: str | None, query_sim: float | None, intere
         parts.append(f"you've been talking about {interest_name}")
     if not parts:
         parts.append("close to what you've been talking about")
-    price = f" — {product.price} {product.currency}".rstrip() if product.price else ""
+    price = f" — {_price(product)}" if product.price else ""
     text = " and ".join(parts)
     return text[0].upper() + text[1:] + price
+
+
+def _price(product: Product) -> str:
+    try:
+        amount = f"{float(product.price):,.2f}".removesuffix(".00")
+    except ValueError:
+        return f"{product.price} {product.currency}".strip()
+    return f"${amount}" if product.currency.upper() == "USD" else f"{amount} {product.currency}"

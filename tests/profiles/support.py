@@ -9,6 +9,7 @@ import numpy as np
 
 from bot.profiles.model import Profile
 from bot.storage.store import Store
+from lm_service.api import LMClient
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-shop"
 
@@ -41,3 +42,13 @@ async def load_demo_catalog(store: Store, merchant: str) -> int:
         pipe.sadd(keys.product_skus(), row["sku"])
     await pipe.execute()
     return len(rows)
+
+
+async def import_demo_catalog(store: Store, lm: LMClient, merchant: str) -> int:
+    """Import the demo catalog the way `shopkeep import catalog` does (issue 5's store)."""
+    from bot.knowledge.files import parse_catalog
+    from bot.knowledge.store import KnowledgeStore
+
+    products = parse_catalog((DEMO / "catalog.csv").read_bytes(), "catalog.csv")
+    await KnowledgeStore(store, lm).import_catalog(merchant, products)
+    return len(products)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
+
+import redis.asyncio as aioredis
 
 from bot.profiles.erase import Eraser, mentions, pseudonym
 from bot.storage.store import Store
@@ -13,29 +16,36 @@ ALICE, BOB = "telegram:42", "telegram:420"  # one id is a prefix of the other on
 
 
 async def _everything_mentioning(store: Store, member: str) -> list[str]:
-    """Every key named after the member, and every stored value that names them."""
+    """Every key named after the member, and every stored value that names them. Read as
+    bytes: other features keep binary values (the scheduler's pickled jobs)."""
+    url = store.url
+    assert url is not None
+    raw = aioredis.from_url(url)
     found = []
-    async for key in store.redis.scan_iter(match="*", count=1000):
-        kind = await store.redis.type(key)
-        if mentions(key, member) or key.endswith(":" + member):
-            found.append(key)
-            continue
-        if kind == "string":
-            values = [await store.redis.get(key)]
-        elif kind == "hash":
-            values = [f"{k} {v}" for k, v in (await store.redis.hgetall(key)).items()]
-        elif kind == "list":
-            values = await store.redis.lrange(key, 0, -1)
-        elif kind == "set":
-            values = list(await store.redis.smembers(key))
-        elif kind == "zset":
-            values = await store.redis.zrange(key, 0, -1)
-        elif kind == "stream":
-            values = [json.dumps(f) for _, f in await store.redis.xrange(key)]
-        else:
-            values = []
-        if any(mentions(str(v), member) for v in values):
-            found.append(key)
+    try:
+        async for key_bytes in raw.scan_iter(match="*", count=1000):
+            key = key_bytes.decode()
+            if mentions(key, member):
+                found.append(key)
+                continue
+            kind = (await raw.type(key)).decode()
+            values: list[Any] = []
+            if kind == "string":
+                values = [await raw.get(key)]
+            elif kind == "hash":
+                values = [k + b" " + v for k, v in (await raw.hgetall(key)).items()]
+            elif kind == "list":
+                values = await raw.lrange(key, 0, -1)
+            elif kind == "set":
+                values = list(await raw.smembers(key))
+            elif kind == "zset":
+                values = await raw.zrange(key, 0, -1)
+            elif kind == "stream":
+                values = [repr(f).encode() for _, f in await raw.xrange(key)]
+            if any(mentions(v.decode(errors="replace"), member) for v in values):
+                found.append(key)
+    finally:
+        await raw.aclose()
     return found
 
 
