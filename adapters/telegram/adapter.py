@@ -103,7 +103,7 @@ class TelegramAdapter(Adapter):
         builder = (
             ApplicationBuilder().token(self.token).base_url(self.api_url)
             .base_file_url(_file_url(self.api_url)).rate_limiter(self.limiter)
-            .get_updates_read_timeout(self.poll_timeout_s + 10)
+            .get_updates_read_timeout(self.poll_timeout_s + 10).job_queue(None)
         )
         if self.mode == "polling":
             builder = builder.updater(None)  # we poll ourselves, to persist the offsets
@@ -193,11 +193,24 @@ class TelegramAdapter(Adapter):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
+            except TelegramError as exc:  # e.g. a revoked token: say so, keep trying
+                log.error("getUpdates refused (%s); retrying in %.0f s", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
             if not updates:
                 continue
-            offset = updates[-1].update_id + 1
-            # Recorded as pending before the next getUpdates confirms them to Telegram.
-            await self._ledger.received([u.to_dict() for u in updates], offset)
+            next_offset = updates[-1].update_id + 1
+            try:
+                # Recorded as pending before the next getUpdates confirms them to Telegram.
+                await self._ledger.received([u.to_dict() for u in updates], next_offset)
+            except Exception:
+                # Not recorded, so not confirmed either: the same offset fetches them again.
+                log.exception("could not record Telegram updates; retrying in %.0f s", backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            offset = next_offset
             for update in updates:
                 self._dispatch(update)
 
@@ -209,25 +222,36 @@ class TelegramAdapter(Adapter):
                 log.info("replaying update %s left unfinished", data["update_id"])
                 self._dispatch(Update.de_json(data, self.application.bot))
 
-    def _dispatch(self, update: Update) -> None:
-        task = asyncio.create_task(self._in_order(update))
+    def _dispatch(self, update: Update, direct: bool = False) -> None:
+        task = asyncio.create_task(self._in_order(update, direct))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
 
-    async def _in_order(self, update: Update) -> None:
+    async def _in_order(self, update: Update, direct: bool) -> None:
         chat = update.effective_chat
         key = chat.id if chat is not None else 0
         lock = self._chat_locks.setdefault(key, asyncio.Lock())
         self._chat_users[key] = self._chat_users.get(key, 0) + 1
         try:
             async with lock, self._slots:  # one chat in order; many chats side by side
-                await self.application.process_update(update)
+                if direct:  # webhook: PTB's handler already ran and handed it to us
+                    await self._process(update)
+                else:
+                    await self.application.process_update(update)
         finally:
             self._chat_users[key] -= 1
             if not self._chat_users[key]:  # nobody queued for this chat: forget its lock
                 del self._chat_users[key], self._chat_locks[key]
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if self.mode == "webhook":
+            # PTB feeds webhook updates one at a time; hand each to the per-chat queues so
+            # that one slow answer does not hold up every other chat.
+            self._dispatch(update, direct=True)
+            return
+        await self._process(update)
+
+    async def _process(self, update: Update) -> None:
         assert self._ledger is not None
         if not await self._ledger.claim(update.update_id, self.owner):
             return  # handled (or being handled) already: a redelivery
@@ -253,25 +277,31 @@ class TelegramAdapter(Adapter):
             return
         inbound, target = translated
         self._remember(inbound.message_id, target)
-        typing = None
-        if _addressed(inbound):
-            typing = asyncio.create_task(self._typing(target))
+        answered = asyncio.Event()
+        typing = asyncio.create_task(self._typing(target, answered)) if _addressed(inbound) \
+            else None
         try:
             replies = await self._host.handle(inbound)
         finally:
+            answered.set()
             if typing is not None:
-                typing.cancel()
+                await typing
         for reply in replies:
             await self.send(reply)
 
-    async def _typing(self, target: ReplyTarget) -> None:
+    async def _typing(self, target: ReplyTarget, answered: asyncio.Event) -> None:
+        """"typing…" until `answered` (an event, not a cancel: an HTTP call may absorb it)."""
         bot = self.application.bot
-        await asyncio.sleep(_TYPING_AFTER_S)
+        wait = _TYPING_AFTER_S
         while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered.wait(), wait)
+            if answered.is_set():
+                return
             with contextlib.suppress(TelegramError):
                 await bot.send_chat_action(target.chat_id, ChatAction.TYPING,
                                            message_thread_id=target.thread_id)
-            await asyncio.sleep(_TYPING_EVERY_S)
+            wait = _TYPING_EVERY_S
 
     def _remember(self, message_id: str, target: ReplyTarget) -> None:
         self._targets[message_id] = target
