@@ -49,7 +49,8 @@ def summary_prompt(profile: Profile) -> str:
 def clean_summary(text: str) -> str:
     """First non-empty line, without quotes or a 'Note:' label, cut at a sentence end."""
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    line = re.sub(r"^(note|summary)\s*:\s*", "", line, flags=re.IGNORECASE).strip(" \"'")
+    line = re.sub(r"^(note|summary)\s*:\s*", "", line.strip(" \"'"),
+                  flags=re.IGNORECASE).strip(" \"'")
     if len(line) > MAX_CHARS:
         cut = line[:MAX_CHARS]
         line = cut[:cut.rfind(". ") + 1] if ". " in cut else cut.rstrip() + "…"
