@@ -99,3 +99,35 @@ async def test_member_campaign_is_refused_and_moderator_campaign_works(
     assert all(s.ephemeral for s in dc_standin.for_interaction(created))
     listing = dc_standin.for_interaction(listed)[-1]
     assert listing.ephemeral and "spring-sale" in listing.content
+
+
+async def test_question_in_a_help_channel_thread_is_answered_without_a_mention(
+        dc_standin: DiscordStandIn, dc_app: App) -> None:
+    marked = await dc_standin.slash("3", "helpchannel add", channel_id=dc_standin.help)
+    await dc_standin.wait_for(lambda: bool(dc_standin.for_interaction(marked)), within=30)
+    await dc_standin.message("5", "nice, thanks everyone", dc_standin.thread)  # chatter
+    asked = await dc_standin.message("5", "do you ship to canada?", dc_standin.thread)
+    await dc_standin.wait_for(lambda: bool(dc_standin.messages_in(dc_standin.thread)),
+                              within=90)
+    await dc_app.router.drain()
+    [reply] = dc_standin.messages_in(dc_standin.thread)
+    assert str(reply.reference["message_id"]) == asked  # type: ignore[index]
+    assert "Sources: " in reply.content and "canada" in reply.content.lower()
+    assert dc_standin.messages_in(dc_standin.general) == []
+
+
+async def test_gateway_drop_while_answering_loses_and_doubles_nothing(
+        dc_standin: DiscordStandIn, dc_app: App) -> None:
+    ping = f"<@{dc_standin.bot_id}>"
+    await dc_standin.message("4", f"{ping} What is your return policy?")
+    await dc_standin.close_gateway(code=4000)  # while the bot is still answering
+    await dc_standin.message("5", f"{ping} do you ship to canada?")  # kept for the RESUME
+    await dc_standin.wait_for(lambda: sum(
+        "Sources: " in m.content for m in dc_standin.messages_in(dc_standin.general)) == 2,
+        within=120)
+    await dc_app.router.drain()
+    replies = dc_standin.messages_in(dc_standin.general)
+    asked = {str(r.reference["message_id"]) for r in replies if r.reference}
+    assert len(asked) == 2  # each question answered, once
+    assert sum("Sources: " in r.content for r in replies) == 2
+    assert dc_standin.resumes == 1 and dc_standin.identifies == 1
