@@ -175,10 +175,11 @@ class TelegramAdapter(Adapter):
             stopping.cancel()
             if self._stopping.is_set():
                 # Whatever this last call got is unconfirmed: the next start fetches it again.
-                # (Cancelling httpx mid-request may be absorbed by its shielded clean-up, so
-                # the call is also awaited, which takes at most the long-poll timeout.)
+                # Cancelling httpx mid-request may be absorbed by its shielded clean-up, so
+                # the call gets a moment to end, then shutdown closes its connection.
                 fetch.cancel()
-                await asyncio.gather(fetch, return_exceptions=True)
+                fetch.add_done_callback(_ignore_outcome)
+                await asyncio.wait({fetch}, timeout=1.0)
                 return
             try:
                 updates = fetch.result()
@@ -366,6 +367,11 @@ async def _rename_help_channels(host: AdapterHost, keys: Keys, old: str, new: st
         if channel == old or channel.startswith(old + ":"):
             await host.redis.srem(keys.help_channels(), channel)
             await host.redis.sadd(keys.help_channels(), new + channel[len(old):])
+
+
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved, so asyncio does not warn about it
 
 
 def _addressed(inbound: Inbound) -> bool:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+from adapters.telegram import TelegramAdapter
 from bot.commands.registry import CommandSpec
 from bot.events import Platform, Privilege
 from bot.persona import load_persona
+from bot.settings import load_settings
 from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
 from tests.standins.telegram_api import TelegramStandIn
 
@@ -99,3 +103,33 @@ async def test_deep_link_start_hands_the_referral_code_to_the_core(
     assert got == [("telegram:42", "ref_abc")]
     assert tg_api.sent_to(42)[0].text == "Welcome!"
     assert tg_host.seen[0].platform == Platform.TELEGRAM
+
+
+async def test_the_token_in_the_environment_starts_the_adapter_on_the_configured_api(
+    tg_api: TelegramStandIn, tg_host: TgCommandHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TELEGRAM_TOKEN", tg_api.token)
+    monkeypatch.setenv("SHOPKEEP_TELEGRAM_API_URL", tg_api.base_url)
+    # (what adapters.build_adapters does when TELEGRAM_TOKEN is set; `adapters` itself is
+    # shadowed by this tests/adapters package under pytest's default import mode)
+    adapter = TelegramAdapter.from_settings(load_settings())
+    assert adapter.mode == "polling" and adapter.api_url == tg_api.base_url
+    await adapter.start(tg_host)
+    try:
+        tg_api.message(50, 50, "/help")
+        await tg_api.wait_for(lambda: bool(tg_api.sent_to(50)))
+        assert "/help" in tg_api.sent_to(50)[0].text
+    finally:
+        await adapter.stop()
+
+
+async def test_polling_rides_out_failing_get_updates(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory
+) -> None:
+    await tg_adapter()
+    tg_api.fail("getUpdates", 500, "Internal Server Error", times=2)
+    tg_api.fail("getUpdates", 502, "Bad Gateway")
+    tg_api.message(51, 51, "/help")
+    await tg_api.wait_for(lambda: bool(tg_api.sent_to(51)), within_s=20)
+    assert tg_api.rejected[500] == 2 and tg_api.rejected[502] == 1
+    assert len(tg_api.sent_to(51)) == 1

@@ -138,6 +138,7 @@ class TelegramStandIn:
         self._arrived = asyncio.Event()
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
+        self._closing = False
 
     # Life cycle
 
@@ -154,6 +155,7 @@ class TelegramStandIn:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        self._closing = True  # long polls in progress answer at once
         self._wake()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -321,7 +323,7 @@ class TelegramStandIn:
             if self.updates:
                 return self.updates[:limit]
             remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
+            if remaining <= 0 or self._closing:
                 return []
             try:
                 await asyncio.wait_for(arrived.wait(), remaining)
