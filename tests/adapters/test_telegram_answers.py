@@ -30,7 +30,7 @@ async def test_a_member_asks_in_a_group_and_gets_a_grounded_answer_with_sources(
         tg_api.group(GROUP)
         tg_api.message(GROUP, 21, "just saying hi to everyone")  # not addressed: no answer
         tg_api.message(GROUP, 21, "@shopkeep_bot how do I cancel my order?", message_id=31)
-        await tg_api.wait_for(lambda: bool(tg_api.sent_to(GROUP)), within_s=120)
+        await tg_api.wait_for(lambda: bool(tg_api.sent_to(GROUP)), timeout=120)
         [answer] = tg_api.sent_to(GROUP)
         assert answer.reply_to == 31
         body, _, sources = answer.text.rpartition("\n\nSources: ")
@@ -46,7 +46,7 @@ async def test_a_member_asks_in_a_group_and_gets_a_grounded_answer_with_sources(
         tg_api.message(FORUM, 22, "Do you sell a two person tent?", thread_id=7)
         tg_api.message(FORUM, 22, "Is anyone going hiking this weekend?", thread_id=8)
         tg_api.message(FORUM, 22, "/help", thread_id=8)  # handled after the chatter before it
-        await tg_api.wait_for(lambda: len(tg_api.sent_to(FORUM)) == 3, within_s=120)
+        await tg_api.wait_for(lambda: len(tg_api.sent_to(FORUM)) == 3, timeout=120)
         _, reply, help_reply = tg_api.sent_to(FORUM)
         assert reply.thread_id == 7 and "Sources: " in reply.text
         assert help_reply.thread_id == 8 and "/help" in help_reply.text  # chatter: no answer

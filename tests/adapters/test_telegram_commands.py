@@ -130,6 +130,6 @@ async def test_polling_rides_out_failing_get_updates(
     tg_api.fail("getUpdates", 500, "Internal Server Error", times=2)
     tg_api.fail("getUpdates", 502, "Bad Gateway")
     tg_api.message(51, 51, "/help")
-    await tg_api.wait_for(lambda: bool(tg_api.sent_to(51)), within_s=20)
+    await tg_api.wait_for(lambda: bool(tg_api.sent_to(51)), timeout=20)
     assert tg_api.rejected[500] == 2 and tg_api.rejected[502] == 1
     assert len(tg_api.sent_to(51)) == 1

@@ -32,7 +32,7 @@ async def test_a_burst_that_triggers_429s_is_delivered_completely_in_order_once(
     tg_api.group(GROUP)
     for n in range(20):
         tg_api.message(GROUP, 100 + n, f"/echo {n}")
-    await tg_api.wait_for(lambda: len(tg_api.sent_to(GROUP)) >= 20, within_s=30)
+    await tg_api.wait_for(lambda: len(tg_api.sent_to(GROUP)) >= 20, timeout=30)
     await asyncio.sleep(0.5)
     assert tg_api.rejected[429] >= 2
     assert [s.text for s in tg_api.sent_to(GROUP)] == [f"echo {n}" for n in range(20)]

@@ -52,7 +52,7 @@ async def test_a_restart_mid_stream_processes_every_update_exactly_once(
     assert len(handled) == stopped_at  # nothing is handled while no process runs
     await tg_adapter()  # the restarted process
     await feeding
-    await tg_api.wait_for(lambda: len(tg_api.sent) >= 60, within_s=20)
+    await tg_api.wait_for(lambda: len(tg_api.sent) >= 60, timeout=20)
     await asyncio.sleep(0.5)
     assert sorted(handled) == list(range(60))  # every update once
     replies = Counter(s.text for s in tg_api.sent)

@@ -16,7 +16,7 @@ import json
 import re
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -256,8 +256,13 @@ class TelegramStandIn:
     def sent_to(self, chat_id: int | str) -> list[Sent]:
         return [s for s in self.sent if s.chat_id == chat_id]
 
-    async def wait_for(self, predicate: Callable[[], bool], within_s: float = 10.0) -> None:
-        """Wait until `predicate()` holds (re-checked after every bot call)."""
+    def wait_for(self, predicate: Callable[[], bool],
+                 timeout: float = 10.0) -> Coroutine[Any, Any, None]:
+        """`await api.wait_for(predicate)`: until `predicate()` holds (re-checked after every
+        bot call); fails the test after `timeout` seconds."""
+        return self._wait_for(predicate, timeout)
+
+    async def _wait_for(self, predicate: Callable[[], bool], within_s: float) -> None:
         deadline = asyncio.get_running_loop().time() + within_s
         while not predicate():
             remaining = deadline - asyncio.get_running_loop().time()
