@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 
 from adapters.telegram import TelegramAdapter
@@ -133,3 +134,21 @@ async def test_polling_rides_out_failing_get_updates(
     await tg_api.wait_for(lambda: bool(tg_api.sent_to(51)), timeout=20)
     assert tg_api.rejected[500] == 2 and tg_api.rejected[502] == 1
     assert len(tg_api.sent_to(51)) == 1
+
+
+async def test_the_stand_in_control_api_over_http(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory
+) -> None:
+    await tg_adapter()
+    base = f"http://127.0.0.1:{tg_api.port}/_control"
+    update = {"message": {"message_id": 5, "date": 0, "text": "/help",
+                          "chat": {"id": 60, "type": "private", "first_name": "Ann"},
+                          "from": {"id": 60, "is_bot": False, "first_name": "Ann"}}}
+    tg_api.private(60)
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{base}/updates", json=update) as resp:
+            assert (await resp.json())["update_id"] == 1
+        await tg_api.wait_for(lambda: bool(tg_api.sent_to(60)))
+        async with session.get(f"{base}/sent") as resp:
+            [sent] = await resp.json()
+    assert sent["chat_id"] == 60 and sent["reply_to"] == 5 and "/help" in sent["text"]
