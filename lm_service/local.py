@@ -89,7 +89,8 @@ class InProcessLMClient:
             max_batch=settings.lm_max_batch,
             max_queue=settings.lm_max_queue,
             timeout_s=settings.lm_timeout_s,
-            cache_dir=Path(settings.data_dir) / "models",
+            cache_dir=getattr(settings, "lm_model_cache", None)
+            or Path(settings.data_dir) / "models",
         )
 
     async def start(self) -> None:
@@ -137,6 +138,15 @@ class InProcessLMClient:
             async for kind, value in events:
                 if kind == "delta":
                     yield value
+
+    def events(
+        self, request: GenerationRequest, wants_deltas: bool = True
+    ) -> AsyncGenerator[tuple[str, Any], None]:
+        """("delta", text) events (when `wants_deltas`) then one ("done", GenerationResult).
+
+        For servers that relay both the deltas and the final counts (the remote worker).
+        """
+        return self._events(request, wants_deltas)
 
     async def _events(
         self, request: GenerationRequest, wants_deltas: bool
