@@ -22,14 +22,25 @@ RECENT_CHARS = 100
 
 
 def encode_vector(vector: np.ndarray) -> str:
-    """float16 + base64: 384 dimensions take 1 KiB instead of ~8 KiB of JSON."""
-    return base64.b64encode(np.asarray(vector, dtype=np.float16).tobytes()).decode("ascii")
+    """int8 + one scale, base64: 384 dimensions in 513 characters (float32 JSON: ~8 KiB).
+    Cosines computed on it stay within ~0.005 of the exact ones."""
+    values = np.asarray(vector, dtype=np.float32)
+    peak = float(np.abs(values).max()) if values.size else 0.0
+    scale = peak / 127 if peak > 0 else 1.0
+    quantised = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
+    return f"{base64.b64encode(quantised.tobytes()).decode('ascii')}|{scale:.8g}"
 
 
 def decode_vector(text: str | None) -> np.ndarray | None:
     if not text:
         return None
-    return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)
+    data, bar, scale = text.partition("|")
+    if not bar:  # the first layout: float16
+        return np.frombuffer(base64.b64decode(text), dtype=np.float16).astype(np.float32)
+    quantised = np.frombuffer(base64.b64decode(data), dtype=np.int8).astype(np.float32)
+    vector = quantised * float(scale)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
 
 
 @dataclass
@@ -54,38 +65,38 @@ class Profile:
     summary_at: int = 0  # the message count when the summary was written
 
     # Storage ---------------------------------------------------------------------------
+    # Storage: three hash fields, so that Redis keeps ~1.3 KB per profile (each hash field
+    # costs ~60 bytes of overhead once a value is too long for the compact encoding).
     @classmethod
     def from_hash(cls, member: str, data: Mapping[Any, Any]) -> Profile:
+        meta = json.loads(data["meta"]) if data.get("meta") else data  # or the first layout
         return cls(
             member=member,
             vector=decode_vector(data.get("vec")),
             affinity={k: float(v) for k, v in json.loads(data.get("aff") or "{}").items()},
-            messages=int(data.get("msgs") or 0),
-            on_topic=int(data.get("topic") or 0),
-            first_seen=float(data.get("first") or 0.0),
-            last_seen=float(data.get("last") or 0.0),
-            platforms=_split(data.get("plat")),
-            communities=_split(data.get("comm")),
-            bought=_split(data.get("bought")),
-            recent=list(json.loads(data.get("recent") or "[]")),
-            summary=data.get("summary") or "",
-            summary_at=int(data.get("sum_at") or 0),
+            messages=int(meta.get("msgs") or 0),
+            on_topic=int(meta.get("topic") or 0),
+            first_seen=float(meta.get("first") or 0.0),
+            last_seen=float(meta.get("last") or 0.0),
+            platforms=_split(meta.get("plat")),
+            communities=_split(meta.get("comm")),
+            bought=_split(meta.get("bought")),
+            recent=list(_listed(meta.get("recent"))),
+            summary=meta.get("summary") or "",
+            summary_at=int(meta.get("sum_at") or 0),
         )
 
     def to_hash(self) -> dict[Any, Any]:
+        meta = {
+            "msgs": self.messages, "topic": self.on_topic, "first": round(self.first_seen),
+            "last": round(self.last_seen), "plat": ",".join(sorted(self.platforms)),
+            "comm": ",".join(sorted(self.communities)), "bought": ",".join(sorted(self.bought)),
+            "recent": self.recent, "summary": self.summary, "sum_at": self.summary_at,
+        }
         data: dict[Any, Any] = {
             "aff": json.dumps({k: round(v, 3) for k, v in self.affinity.items()},
                               separators=(",", ":")),
-            "msgs": str(self.messages),
-            "topic": str(self.on_topic),
-            "first": f"{self.first_seen:.0f}",
-            "last": f"{self.last_seen:.0f}",
-            "plat": ",".join(sorted(self.platforms)),
-            "comm": ",".join(sorted(self.communities)),
-            "bought": ",".join(sorted(self.bought)),
-            "recent": json.dumps(self.recent, ensure_ascii=False, separators=(",", ":")),
-            "summary": self.summary,
-            "sum_at": str(self.summary_at),
+            "meta": json.dumps(meta, ensure_ascii=False, separators=(",", ":")),
         }
         if self.vector is not None:
             data["vec"] = encode_vector(self.vector)
@@ -158,6 +169,12 @@ class Profile:
             "interest_vector": (None if self.vector is None
                                 else [round(float(x), 4) for x in self.vector]),
         }
+
+
+def _listed(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return [str(v) for v in json.loads(value or "[]")]
 
 
 def _split(text: str | None) -> set[str]:

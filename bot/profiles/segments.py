@@ -28,7 +28,7 @@ from bot.profiles.model import Profile
 from bot.storage.store import Store
 
 DEFAULT_INTEREST = 0.2
-_FIELDS = ["aff", "msgs", "first", "last", "plat", "comm", "bought"]
+_FIELDS = ["aff", "meta"]
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "=": operator.eq,
 }
@@ -122,7 +122,7 @@ class Segments:
             for member in chunk:
                 pipe.hmget(keys.profile(member), _FIELDS)
             for member, values in zip(chunk, await pipe.execute(), strict=True):
-                if values[3] is None:  # expired or erased: drop it from the index
+                if values[1] is None:  # expired or erased: drop it from the index
                     stale.append(member)
                     continue
                 data = {f: v for f, v in zip(_FIELDS, values, strict=True) if v is not None}

@@ -8,6 +8,8 @@ import logging
 import re
 import time
 
+from redis.exceptions import WatchError
+
 from bot.profiles.model import Profile
 from bot.storage.keys import merchants
 from bot.storage.store import CONNECTION_ERRORS, Store
@@ -91,15 +93,22 @@ class Maintenance:
             max_new_tokens=60, temperature=0.0, priority=Priority.BACKGROUND, deadline_s=300.0,
         ))
         summary = clean_summary(result.text)
-        async with redis.pipeline(transaction=True) as pipe:
-            # Only if the profile still exists: a /forgetme meanwhile must not be undone.
-            await pipe.watch(keys.profile(member))
-            if await pipe.exists(keys.profile(member)):
-                pipe.multi()
-                pipe.hset(keys.profile(member), mapping={"summary": summary,
-                                                         "sum_at": str(profile.messages)})
-                pipe.zrem(keys.profile_dirty(), member)
-                await pipe.execute()
+        try:
+            async with redis.pipeline(transaction=True) as pipe:
+                # Only onto the profile as it is now: a /forgetme meanwhile must not be undone,
+                # and messages folded in meanwhile must not be overwritten.
+                await pipe.watch(keys.profile(member))
+                current = await pipe.hgetall(keys.profile(member))
+                if current:
+                    fresh = Profile.from_hash(member, current)
+                    fresh.summary, fresh.summary_at = summary, profile.messages
+                    pipe.multi()
+                    pipe.hset(keys.profile(member), "meta", fresh.to_hash()["meta"])
+                    pipe.zrem(keys.profile_dirty(), member)
+                    await pipe.execute()
+        except WatchError:
+            log.info("profiles: %s changed while summarising; next round", member)
+            return None
         return summary
 
     async def summarize_stale(self, merchant: str, limit: int = _PER_ROUND) -> int:

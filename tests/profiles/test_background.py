@@ -129,8 +129,8 @@ async def test_queued_messages_survive_a_restart(store: Store, lm_client: LMClie
         await second.flush(within_s=120)
     finally:
         await second.stop()
-    counts = [int(await store.redis.hget(keys.profile(f"telegram:{m}"), "msgs") or 0)
-              for m in range(4)]
+    counts = [Profile.from_hash(str(m), await store.redis.hgetall(
+        keys.profile(f"telegram:{m}"))).messages for m in range(4)]
     assert counts == [5, 5, 5, 5]
     assert await store.redis.xlen(keys.profile_ingest()) == 0
     vector = Profile.from_hash("telegram:0", await store.redis.hgetall(

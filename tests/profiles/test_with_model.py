@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from bot.app import App
 from bot.events import CommunityRef, Inbound, MemberRef, Outbound, Platform, Privilege
 from bot.profiles import ProfilesFeature
+from bot.profiles.model import Profile
 from lm_service.api import LMClient
 from tests.profiles.support import import_demo_catalog
 from tests.profiles.test_erase import _everything_mentioning
@@ -123,8 +124,9 @@ async def test_mydata_has_what_is_stored_and_nothing_of_anyone_else(app: App) ->
     raw = reply.files[0].data.decode()
     data = json.loads(raw)
     stored = await app.store.redis.hgetall(keys.profile("telegram:alice"))
-    assert data["profile"]["messages_seen"] == int(stored["msgs"]) == 4
-    assert data["profile"]["recent_messages"] == json.loads(stored["recent"])
+    meta = json.loads(stored["meta"])
+    assert data["profile"]["messages_seen"] == meta["msgs"] == 4
+    assert data["profile"]["recent_messages"] == meta["recent"]
     assert set(data["profile"]["interests"]) == set(json.loads(stored["aff"]))
     assert data["other_records"] == {"memory:telegram:alice:telegram:-100": ["hi", "hello"]}
     assert "bob" not in raw and "stove" not in raw.lower()
@@ -185,7 +187,7 @@ async def test_a_burst_of_5000_messages_is_fully_absorbed(
         keys = app.store.keys("default")
         pipe = app.store.redis.pipeline(transaction=False)
         for member in range(250):
-            pipe.hget(keys.profile(f"telegram:{member}"), "msgs")
-        counts = [int(c) for c in await pipe.execute()]
+            pipe.hgetall(keys.profile(f"telegram:{member}"))
+        counts = [Profile.from_hash("x", d).messages for d in await pipe.execute()]
         assert sum(counts) == 5000 and set(counts) == {20}
         assert await app.store.redis.xlen(keys.profile_ingest()) == 0

@@ -1,0 +1,211 @@
+"""Profile ingestion throughput against the raw embedder, and Redis memory per 100k profiles.
+
+    python bench/ingest.py [--messages 3000] [--profiles 100000] [--quick] [--json]
+
+Three disjoint sets of realistic chat lines (product talk and chatter, unique so that the
+embedder's cache never helps): raw batched `embed` at batch 64, then the whole pipeline
+(`observe`-style submit → queue → embed → profile writes in Redis pipelines), then raw again;
+the raw figure is the mean of the two raw runs. Memory: synthetic profiles of the shape the
+writer stores (384-d vector, affinities, recent lines), measured with INFO and MEMORY USAGE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.knowledge.files import parse_catalog  # noqa: E402
+from bot.knowledge.store import KnowledgeStore  # noqa: E402
+from bot.profiles.catalog import CatalogCache  # noqa: E402
+from bot.profiles.ingest import ProfileWriter  # noqa: E402
+from bot.profiles.model import Profile  # noqa: E402
+from bot.profiles.queue import IngestItem, IngestQueue  # noqa: E402
+from bot.storage.store import Store  # noqa: E402
+
+DEMO = ROOT / "examples" / "demo-shop"
+MERCHANT = "bench"
+BATCH = 64
+
+THINGS = ["tent", "2 person tent", "winter tent", "sleeping bag", "down bag", "camp stove",
+          "fuel canister", "backpack", "rain jacket", "headlamp", "trekking poles",
+          "water filter", "sleeping pad", "lantern", "cooking pot"]
+PRODUCT_LINES = [
+    "anyone tried the {t}? thinking of getting one for trip {n}",
+    "is the {t} any good in heavy rain",
+    "my old {t} broke after {n} nights, what should I replace it with",
+    "how heavy is your {t}? need something light for a {n} km hike",
+    "do you ship the {t} to Canada, order {n}",
+    "just bought a {t}, first impressions after {n} days are great",
+    "comparing two options for a {t} before our trip in week {n}",
+]
+CHATTER = ["lol that's hilarious {n}", "good morning everyone, day {n} of the challenge",
+           "haha my cat knocked the coffee over again ({n})", "thanks, see you all at {n}",
+           "weather's been wild this week, {n} degrees", "congrats on the new job {n}!",
+           "who's watching the game tonight? {n}", "brb dinner {n}"]
+
+
+def chat_lines(count: int, seed: int) -> list[str]:
+    """Realistic mix: about 60% product talk, 40% chatter; unique lines (numbers differ)."""
+    rng = random.Random(seed)
+    lines = []
+    for index in range(count):
+        n = seed * 1_000_000 + index
+        if rng.random() < 0.6:
+            lines.append(rng.choice(PRODUCT_LINES).format(t=rng.choice(THINGS), n=n))
+        else:
+            lines.append(rng.choice(CHATTER).format(n=n))
+    return lines
+
+
+async def raw_rate(lm: Any, lines: list[str]) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(lines), BATCH):
+        await lm.embed(lines[start:start + BATCH])
+    return len(lines) / (time.perf_counter() - started)
+
+
+async def pipeline_rate(store: Store, lm: Any, lines: list[str], members: int,
+                        maxsize: int) -> dict[str, float]:
+    writer = ProfileWriter(store, CatalogCache(store, lm), 365, summary_every=8)
+    await writer.catalog.get(MERCHANT)  # catalog vectors ready, as in a running bot
+    queue = IngestQueue(store, lm.embed, writer.write, maxsize=maxsize, batch=BATCH)
+    await queue.start()
+    submit_s: list[float] = []
+    started = time.perf_counter()
+    for index, text in enumerate(lines):
+        t0 = time.perf_counter()
+        await queue.submit(IngestItem(MERCHANT, f"telegram:{index % members}", "telegram",
+                                      text, time.time(), "telegram:-100"))
+        submit_s.append(time.perf_counter() - t0)
+    await queue.flush(within_s=3600)
+    elapsed = time.perf_counter() - started
+    await queue.stop()
+    return {"rate": len(lines) / elapsed, "spilled": queue.spilled_total,
+            "submit_us_mean": statistics.fmean(submit_s) * 1e6,
+            "submit_us_max": max(submit_s) * 1e6}
+
+
+def synthetic_profile(rng: np.random.Generator, member: str, now: float,
+                      names: list[str]) -> Profile:
+    vector = rng.normal(size=384).astype(np.float32)
+    chosen = rng.choice(len(names), size=12, replace=False)
+    recent = [f"message {i} about a {THINGS[int(rng.integers(len(THINGS)))]} for the next "
+              f"trip, asked on day {int(rng.integers(365))}"[:100] for i in range(4)]
+    return Profile(member=member, vector=vector / np.linalg.norm(vector),
+                   affinity={names[int(i)]: float(rng.random()) for i in chosen},
+                   messages=int(rng.integers(1, 500)), on_topic=int(rng.integers(1, 200)),
+                   first_seen=now - 200 * 86_400, last_seen=now - float(rng.integers(86_400)),
+                   platforms={"telegram"}, communities={"telegram:-1001234567890"},
+                   bought={"TH-TENT-2P"} if rng.random() < 0.2 else set(), recent=recent,
+                   summary="Plans winter camping; asked twice about tent returns; prefers "
+                           "lightweight gear.", summary_at=8)
+
+
+async def memory_per_profiles(store: Store, count: int, names: list[str]) -> dict[str, float]:
+    redis = store.redis
+    keys = store.keys("memory")
+    rng = np.random.default_rng(1)
+    now = time.time()
+    before = int((await redis.info("memory"))["used_memory"])
+    for start in range(0, count, 1000):
+        pipe = redis.pipeline(transaction=False)
+        for n in range(start, min(count, start + 1000)):
+            profile = synthetic_profile(rng, f"telegram:{100_000_000 + n}", now, names)
+            pipe.hset(keys.profile(profile.member), mapping=profile.to_hash())
+            pipe.expire(keys.profile(profile.member), 365 * 86_400)
+            pipe.zadd(keys.profile_index(), {profile.member: profile.last_seen})
+        await pipe.execute()
+    after = int((await redis.info("memory"))["used_memory"])
+    sample = [int(await redis.memory_usage(keys.profile(f"telegram:{100_000_000 + n}"),
+                                           samples=0) or 0)
+              for n in range(0, count, max(1, count // 200))]
+    index = int(await redis.memory_usage(keys.profile_index(), samples=0) or 0)
+    per_key = statistics.fmean(sample)
+    return {"profiles": count, "used_memory_delta_mb": (after - before) / 1e6,
+            "per_100k_mb": (after - before) / 1e6 * 100_000 / count,
+            "memory_usage_per_profile_bytes": per_key, "index_mb": index / 1e6}
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    from lm_service.local import InProcessLMClient
+
+    tmp = Path(tempfile.mkdtemp(prefix="shopkeep-bench-"))
+    store = Store(args.redis_url, tmp)
+    lm = InProcessLMClient(generator=False, embedder=True, embed_batch=BATCH,
+                           cache_dir=ROOT / "var" / "test-models")
+    await store.start()
+    await lm.start()
+    try:
+        await store.redis.flushdb()
+        products = parse_catalog((DEMO / "catalog.csv").read_bytes(), "catalog.csv")
+        await KnowledgeStore(store, lm).import_catalog(MERCHANT, products)
+        names = sorted({f"c:{p.category}" for p in products}
+                       | {f"t:{t}" for p in products for t in p.tags})
+        n = args.messages
+        await raw_rate(lm, chat_lines(128, seed=9))  # warm-up
+        raw_a = await raw_rate(lm, chat_lines(n, seed=1))
+        pipe = await pipeline_rate(store, lm, chat_lines(n, seed=2), members=n // 10,
+                                   maxsize=n + 1)
+        raw_b = await raw_rate(lm, chat_lines(n, seed=3))
+        spill = await pipeline_rate(store, lm, chat_lines(n, seed=4), members=n // 10,
+                                    maxsize=max(1, n // 10))
+        raw = (raw_a + raw_b) / 2
+        memory = await memory_per_profiles(store, args.profiles, names)
+        await store.redis.flushdb()
+    finally:
+        await lm.stop()
+        await store.stop()
+    return {"messages": n, "batch": BATCH, "raw_embed_per_s": raw,
+            "raw_runs_per_s": [raw_a, raw_b], "pipeline_per_s": pipe["rate"],
+            "pipeline_vs_raw": pipe["rate"] / raw, "submit_us_mean": pipe["submit_us_mean"],
+            "submit_us_max": pipe["submit_us_max"],
+            "spill_pipeline_per_s": spill["rate"], "spilled": spill["spilled"],
+            "spill_vs_raw": spill["rate"] / raw, "memory": memory}
+
+
+def table(result: dict[str, Any]) -> str:
+    mem = result["memory"]
+    rows = [
+        ("raw embed, batch 64 (mean of 2 runs)", f"{result['raw_embed_per_s']:.0f} msg/s"),
+        ("observe → profile (queue, embed, Redis)", f"{result['pipeline_per_s']:.0f} msg/s"),
+        ("  pipeline / raw", f"{result['pipeline_vs_raw']:.1%}  (goal ≥ 90%)"),
+        ("  submit time per message", f"{result['submit_us_mean']:.0f} µs mean, "
+                                      f"{result['submit_us_max']:.0f} µs max"),
+        ("same, queue of 10% spilling to a stream",
+         f"{result['spill_pipeline_per_s']:.0f} msg/s ({result['spill_vs_raw']:.1%}), "
+         f"{result['spilled']} spilled"),
+        (f"Redis memory, {mem['profiles']:,} profiles", f"{mem['used_memory_delta_mb']:.1f} MB"),
+        ("  per 100k profiles", f"{mem['per_100k_mb']:.1f} MB  (goal ≤ 200 MB)"),
+        ("  MEMORY USAGE of one profile hash", f"{mem['memory_usage_per_profile_bytes']:.0f} B"),
+        ("  index sorted set", f"{mem['index_mb']:.1f} MB"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="600 messages, 10k profiles")
+    parser.add_argument("--redis-url", help="default: an embedded Redis in a temp folder")
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args()
+    if options.quick:
+        options.messages, options.profiles = 600, 10_000
+    outcome = asyncio.run(main(options))
+    print(json.dumps(outcome, indent=2) if options.json else table(outcome))
