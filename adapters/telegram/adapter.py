@@ -7,18 +7,18 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
 import uuid
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlparse
 
-from telegram import BotCommand, BotCommandScopeAllChatAdministrators, Update
+from telegram import Update
 from telegram.constants import ChatAction
 from telegram.error import Conflict, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.telegram.flood import FloodLimits, RedisFloodLimiter
+from adapters.telegram.menu import publish_commands
 from adapters.telegram.offsets import UpdateLedger
 from adapters.telegram.sender import TEXT_LIMIT, Sender
 from adapters.telegram.translate import (
@@ -27,15 +27,13 @@ from adapters.telegram.translate import (
     ReplyTarget,
     Translator,
 )
-from bot.commands.registry import CommandSpec
-from bot.events import Inbound, Outbound, Platform, Privilege
+from bot.events import Inbound, Outbound, Platform
 from bot.ports import Adapter, AdapterHost, Capabilities
 from bot.settings import Settings
 from bot.storage.keys import Keys, community_merchant, merchants
 
 log = logging.getLogger(__name__)
 
-_COMMAND_NAME = re.compile(r"^[a-z0-9_]{1,32}$")
 _TYPING_EVERY_S = 4.5  # Telegram shows "typing…" for 5 s per chat action
 _TYPING_AFTER_S = 0.4  # quick answers need no indicator
 _REMEMBERED_TARGETS = 10_000
@@ -117,7 +115,7 @@ class TelegramAdapter(Adapter):
         self._ledger = UpdateLedger(host.redis, self.bot_id)
         self._translator = Translator(bot, AdminCache(bot, self.admin_cache_s), callbacks)
         self._sender = Sender(bot, host.redis, self.bot_id, callbacks)
-        await self._publish_commands(host.commands)
+        await publish_commands(bot, host.commands)
         await app.start()
         if self.mode == "polling":
             self._stopping = asyncio.Event()
@@ -139,6 +137,8 @@ class TelegramAdapter(Adapter):
                 await asyncio.wait_for(self._poll_task, self.poll_timeout_s + 15)
             except TimeoutError:
                 log.warning("the Telegram poller did not stop in time")
+            except Exception:
+                log.exception("the Telegram poller had failed")
             self._poll_task = None
         app = self._app
         if app.updater is not None and app.updater.running:
@@ -165,9 +165,18 @@ class TelegramAdapter(Adapter):
     async def _poll(self) -> None:
         assert self._ledger is not None
         bot = self.application.bot
-        offset = await self._ledger.offset()
+        offset: int | None = None
+        resumed = False
         backoff = 1.0
         while not self._stopping.is_set():
+            if not resumed:  # where the last process left off (Redis may be down for now)
+                try:
+                    offset, resumed = await self._ledger.offset(), True
+                except Exception:
+                    log.exception("cannot read the update offset; retrying in %.0f s", backoff)
+                    await self._pause(backoff)
+                    backoff = min(backoff * 2, 30.0)
+                    continue
             fetch = asyncio.ensure_future(bot.get_updates(
                 offset=offset, timeout=self.poll_timeout_s, allowed_updates=Update.ALL_TYPES))
             stopping = asyncio.ensure_future(self._stopping.wait())
@@ -186,17 +195,17 @@ class TelegramAdapter(Adapter):
                 backoff = 1.0
             except Conflict:
                 log.error("another process polls this bot; retrying in %.0f s", backoff)
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             except NetworkError as exc:  # includes TimedOut
                 log.warning("getUpdates failed (%s); retrying in %.0f s", exc, backoff)
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             except TelegramError as exc:  # e.g. a revoked token: say so, keep trying
                 log.error("getUpdates refused (%s); retrying in %.0f s", exc, backoff)
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             if not updates:
@@ -208,12 +217,17 @@ class TelegramAdapter(Adapter):
             except Exception:
                 # Not recorded, so not confirmed either: the same offset fetches them again.
                 log.exception("could not record Telegram updates; retrying in %.0f s", backoff)
-                await asyncio.sleep(backoff)
+                await self._pause(backoff)
                 backoff = min(backoff * 2, 30.0)
                 continue
             offset = next_offset
             for update in updates:
                 self._dispatch(update)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between retries, but wake at once for a stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
 
     async def _replay_pending(self) -> None:
         """Handle what a previous process received but did not finish."""
@@ -314,26 +328,6 @@ class TelegramAdapter(Adapter):
 
     # Publishing and webhook
 
-    async def _publish_commands(self, specs: list[CommandSpec] | Any) -> None:
-        """Member commands for everyone, all commands in the administrators' menu. A group
-        (`faq add`, `faq list`) is published once by its first word."""
-        groups: dict[str, list[CommandSpec]] = {}
-        for spec in specs:
-            groups.setdefault(spec.words[0], []).append(spec)
-        everyone: list[BotCommand] = []
-        admins: list[BotCommand] = []
-        for name, group in sorted(groups.items()):
-            if not _COMMAND_NAME.match(name):
-                log.warning("/%s cannot be a Telegram command name; not published", name)
-                continue
-            command = BotCommand(name, _description(group))
-            admins.append(command)
-            if min(s.privilege for s in group) <= Privilege.MEMBER:
-                everyone.append(command)
-        bot = self.application.bot
-        await bot.set_my_commands(everyone[:100])
-        await bot.set_my_commands(admins[:100], scope=BotCommandScopeAllChatAdministrators())
-
     async def _start_webhook(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         assert app.updater is not None and self.webhook_url is not None
         await app.updater.start_webhook(
@@ -377,16 +371,6 @@ def _ignore_outcome(task: asyncio.Future[Any]) -> None:
 def _addressed(inbound: Inbound) -> bool:
     return (inbound.is_direct or inbound.mentions_bot or inbound.reply_to_bot
             or inbound.text.startswith("/"))
-
-
-def _description(group: list[CommandSpec]) -> str:
-    if len(group) == 1 and len(group[0].words) == 1:
-        text = group[0].help
-    else:
-        text = "/" + group[0].words[0] + " " + " | ".join(
-            s.words[1] if len(s.words) > 1 else "…" for s in group)
-    text = text.strip() or group[0].name
-    return text if len(text) <= 256 else text[:255] + "…"
 
 
 def _file_url(api_url: str) -> str:

@@ -4,6 +4,7 @@ limits (~30 messages/s overall, ~20/min per group), wrapped around PTB's `AIORat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -18,6 +19,7 @@ from telegram.ext import AIORateLimiter, BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.storage.keys import telegram as tg_key
+from bot.storage.store import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +116,18 @@ class RedisFloodLimiter(BaseRateLimiter[int]):
 
         async def shared_callback(*c_args: Any, **c_kwargs: Any) -> JSON:
             if limited:
-                await self.acquire(str(chat_id))
+                try:
+                    await self.acquire(str(chat_id))
+                except CONNECTION_ERRORS:
+                    # Redis is down: this process's own limiter still applies; a message
+                    # is worth more than strict sharing.
+                    log.warning("flood windows unreachable; limiting this process only")
             try:
                 return await callback(*c_args, **c_kwargs)
             except RetryAfter as exc:
                 self.retry_afters += 1
-                await self._pause_everyone(exc)
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    await self._pause_everyone(exc)
                 raise
 
         return await self._local.process_request(

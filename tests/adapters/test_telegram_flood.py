@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import redis.asyncio as aioredis
 
-from adapters.telegram import FloodLimits
+from adapters.telegram import FloodLimits, TelegramAdapter
 from adapters.telegram.flood import RedisFloodLimiter
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandSpec
 from bot.events import Destination, Outbound, Platform
+from bot.storage.store import Store
 from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
 from tests.standins.telegram_api import TelegramStandIn
+from tests.support.redis_server import RedisServer
 
 GROUP = -100555
 LOOSE = FloodLimits(overall_rate=1000, group_rate=1000, group_period_s=1.0)
@@ -82,3 +85,24 @@ async def test_retry_after_pauses_every_process(redis_client: aioredis.Redis) ->
     await other.acquire("-2")  # a different chat in another process waits for the pause too
     assert time.monotonic() - started >= 0.6
     assert await task == {"ok": True} and calls == 2 and limiter.retry_afters == 1
+
+
+async def test_messages_still_go_out_while_redis_is_down(
+    tg_api: TelegramStandIn, tmp_path: Path
+) -> None:
+    server = RedisServer()
+    server.start()
+    store = Store(server.url, tmp_path)
+    await store.start()
+    adapter = TelegramAdapter(tg_api.token, tg_api.base_url, poll_timeout_s=1)
+    await adapter.start(TgCommandHost(store))
+    tg_api.group(GROUP)
+    try:
+        server.kill()
+        ids = await adapter.send(Outbound(
+            text="still here", destination=Destination(Platform.TELEGRAM, str(GROUP))))
+        assert len(ids) == 1 and [s.text for s in tg_api.sent_to(GROUP)] == ["still here"]
+    finally:
+        await adapter.stop(drain_s=1)
+        await store.stop()
+        server.stop()
