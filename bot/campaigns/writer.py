@@ -1,11 +1,10 @@
-"""Writes posts with the model from a template per kind, then checks them: complete, safe,
-and with prices and links only from the catalog. Retries with backoff; never returns half a post."""
+"""Writes posts with the model from a template per kind and keeps only text that passes the
+checks (bot.campaigns.checks) and the safety filter; retries with backoff, never half a post."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,23 +12,24 @@ from typing import Any
 
 import jinja2
 
+from bot.campaigns.checks import clean, numbers_in, problems, whole_sentences
 from bot.campaigns.sources import FaqFact, ProductFact
 from bot.persona import Persona
 from bot.safety.base import SafetyChain, SafetyContext
-from lm_service.api import ChatMessage, GenerationRequest, LMClient, LMError, Priority
+from lm_service.api import (
+    ChatMessage,
+    GenerationRequest,
+    GenerationResult,
+    LMClient,
+    LMError,
+    Priority,
+)
 
 log = logging.getLogger(__name__)
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 USER_MARKER = "=====USER====="  # separates the system and the user message in a template
 POST_KINDS = ("spotlight", "tips", "roundup", "question", "promotion")
-_PRICE = re.compile(
-    r"(?:(?P<sym>[$€£])\s?(?P<a>\d[\d,]*(?:\.\d{1,2})?))"
-    r"|(?:(?P<b>\d[\d,]*(?:\.\d{1,2})?)\s?(?:USD|EUR|GBP|dollars?|euros?)\b)",
-    re.IGNORECASE,
-)
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>()\"']+", re.IGNORECASE)
-_MASS_MENTION = re.compile(r"@(everyone|here)\b", re.IGNORECASE)
 PLATFORM_HINTS = {
     "discord": "It goes to Discord: light **bold** is fine, no headings.",
     "telegram": "It goes to Telegram: plain text, at most one emoji.",
@@ -89,99 +89,91 @@ def render_messages(env: jinja2.Environment, req: PostRequest) -> tuple[ChatMess
     return (ChatMessage("system", system.strip()), ChatMessage("user", user.strip()))
 
 
-def problems(text: str, req: PostRequest, allowed_urls: frozenset[str]) -> list[str]:
-    """Why a model's text may not be posted (empty list: it may)."""
-    found: list[str] = []
-    if len(text) < 20:
-        found.append("the text is too short")
-    if _MASS_MENTION.search(text):
-        found.append("it pings everyone")
-    prices = {round(p.price, 2) for p in (req.catalog or req.products)}
-    for match in _PRICE.finditer(text):
-        amount = float((match.group("a") or match.group("b")).replace(",", ""))
-        if round(amount, 2) not in prices:
-            found.append(f"price {match.group(0).strip()} is not in the catalog")
-    for match in _URL.finditer(text):
-        url = match.group(0).rstrip(".,;:!?")
-        if url not in allowed_urls:
-            found.append(f"link {url} is not a catalog or FAQ link")
-    return found
-
-
-def clean(text: str) -> str:
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1].strip()
-    return text
-
-
-_SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)(?=\s|$)")
-
-
-def whole_sentences(text: str) -> str:
-    """`text` up to its last sentence end ('' when no sentence ends)."""
-    ends = list(_SENTENCE_END.finditer(text))
-    return text[: ends[-1].end()].strip() if ends else ""
-
-
 def compose(prose: str, products: list[ProductFact]) -> str:
     facts = "\n".join(p.fact_line() for p in products)
     return f"{prose}\n\n{facts}" if facts else prose
 
 
 class ContentWriter:
-    """`write()` returns a checked post or raises `GenerationFailed` after `attempts` tries."""
+    """`write()` returns a checked post or raises `GenerationFailed` after `attempts` tries.
+
+    Each try asks for `candidates` texts at once (the engine batches them, so three cost
+    little more than one) and keeps the first that passes every check.
+    """
 
     def __init__(self, lm: LMClient, safety: SafetyChain | None = None, attempts: int = 3,
                  backoff_s: float = 2.0, env: jinja2.Environment | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 deadline_s: float = 120.0) -> None:
+                 deadline_s: float = 180.0, candidates: int = 3,
+                 max_new_tokens: int = 120) -> None:
         self.lm = lm
         self.deadline_s = deadline_s  # campaign drafts wait behind members' questions
         self.safety = safety or SafetyChain([])
         self.attempts = max(1, attempts)
         self.backoff_s = backoff_s
         self.env = env or template_env()
+        self.candidates = max(1, candidates)
+        self.max_new_tokens = max_new_tokens
         self._sleep = sleep
 
     async def write(self, req: PostRequest) -> WrittenPost:
         if req.kind not in POST_KINDS:
             raise ValueError(f"unknown post kind {req.kind!r}")
         messages = render_messages(self.env, req)
-        facts_len = len(compose("", req.products))
-        budget = max(200, req.max_chars - facts_len - 2)
-        allowed = frozenset(u for u in [p.url for p in req.catalog or req.products]
-                            + [f.url for f in req.faq] if u)
+        budget = max(200, req.max_chars - len(compose("", req.products)) - 2)
         reasons: list[str] = []
         for attempt in range(self.attempts):
             if attempt:
                 await self._sleep(self.backoff_s * 2 ** (attempt - 1))
-            request = GenerationRequest(
-                messages=messages, max_new_tokens=min(320, budget // 3),
-                temperature=0.0 if attempt == 0 else 0.8, top_p=0.95, seed=attempt,
+            requests = [GenerationRequest(
+                messages=messages, max_new_tokens=min(self.max_new_tokens, budget // 4),
+                temperature=0.7, top_p=0.9, seed=attempt * self.candidates + i,
                 priority=Priority.CAMPAIGN, deadline_s=self.deadline_s,
-            )
-            try:
-                result = await self.lm.generate(request)
-            except LMError as exc:
-                reasons.append(f"attempt {attempt + 1}: the model failed ({type(exc).__name__})")
-                continue
-            prose = clean(result.text)
-            if result.finish_reason == "length":
-                # Keep the whole sentences of a text the token limit cut short; a fragment
-                # too short to stand alone is rejected rather than posted half-written.
-                prose = whole_sentences(prose)
-            if len(prose) > budget or (result.finish_reason == "length" and len(prose) < 80):
-                reasons.append(f"attempt {attempt + 1}: the text was cut off")
-                continue
-            issues = problems(prose, req, allowed)
-            verdict = await self.safety.check_output(
-                prose, SafetyContext(merchant=req.merchant, allowed_urls=allowed))
-            if verdict.blocked:
-                issues.append(f"the safety filter blocked it ({verdict.reason})")
-            if issues:
-                reasons.append(f"attempt {attempt + 1}: " + "; ".join(issues))
-                continue
-            return WrittenPost(compose(verdict.text, req.products), verdict.text, attempt + 1)
+            ) for i in range(self.candidates)]
+            results = await asyncio.gather(*(self.lm.generate(r) for r in requests),
+                                           return_exceptions=True)
+            rejected: list[str] = []
+            for result in results:
+                if isinstance(result, BaseException):
+                    if not isinstance(result, LMError):
+                        raise result
+                    rejected.append(f"the model failed ({type(result).__name__})")
+                    continue
+                prose, why = await self._check(result, req, budget)
+                if prose is not None:
+                    return WrittenPost(compose(prose, req.products), prose, attempt + 1)
+                rejected.append(why)
+            reasons.append(f"attempt {attempt + 1}: " + " / ".join(sorted(set(rejected))))
         log.warning("could not write a %s post for %s: %s", req.kind, req.merchant, reasons)
         raise GenerationFailed(reasons)
+
+    async def _check(self, result: GenerationResult, req: PostRequest,
+                     budget: int) -> tuple[str | None, str]:
+        """The postable prose of one result, or None and why not."""
+        prose = clean(result.text)
+        if result.finish_reason == "length":
+            # Keep the whole sentences of a text the token limit cut short; a fragment
+            # too short to stand alone is rejected rather than posted half-written.
+            prose = whole_sentences(prose)
+            if len(prose) < 80:
+                return None, "the text was cut off"
+        if len(prose) > budget:
+            return None, "the text is too long"
+        catalog = req.catalog or req.products
+        urls = frozenset(u for u in [p.url for p in catalog] + [f.url for f in req.faq] if u)
+        issues = problems(prose, {p.price for p in catalog}, urls, known_numbers(req))
+        verdict = await self.safety.check_output(
+            prose, SafetyContext(merchant=req.merchant, allowed_urls=urls))
+        if verdict.blocked:
+            issues.append(f"the safety filter blocked it ({verdict.reason})")
+        if issues:
+            return None, "; ".join(issues[:3])
+        return verdict.text, ""
+
+
+def known_numbers(req: PostRequest) -> set[str]:
+    """Figures the model was given and may therefore repeat."""
+    texts = [req.brief, req.topic, *req.questions]
+    texts += [f"{p.name} {p.description}" for p in req.products]
+    texts += [f"{f.question} {f.answer}" for f in req.faq[:3]]
+    return numbers_in(texts)

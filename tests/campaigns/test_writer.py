@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from bot.campaigns.checks import loops, problems, whole_sentences
 from bot.campaigns.sources import ProductFact, choose_products
 from bot.campaigns.writer import (
     POST_KINDS,
     PostRequest,
     compose,
-    problems,
+    known_numbers,
     render_messages,
     template_env,
-    whole_sentences,
 )
 from bot.persona import Persona
 
@@ -47,18 +47,32 @@ def test_every_kind_has_a_template_with_the_persona(kind: str) -> None:
         assert "do you ship to Canada?" in user.content
 
 
-def test_prices_and_links_must_come_from_the_catalog() -> None:
-    allowed = frozenset({TENT.url})
-    assert problems("The Trailhead 2P Tent is just $329.00 and sleeps two happily.",
-                    request(), allowed) == []
-    assert problems("Grab the Pocket Stove for 49.95 USD while it lasts, friends!",
-                    request(), allowed) == []
-    found = problems("Now only $199 at https://bit.ly/cheap-tent - hurry!", request(), allowed)
+def test_prices_links_and_figures_must_come_from_the_facts() -> None:
+    urls = frozenset({TENT.url})
+    prices = {TENT.price, STOVE.price}
+    facts = known_numbers(request())
+    assert "3" in facts  # "3-season" in the description
+    ok = "The Trailhead 2P Tent is just $329.00, a 3-season home for two happy campers."
+    assert problems(ok, prices, urls, facts) == []
+    assert problems("Grab the Pocket Stove for 49.95 USD while it lasts, friends!", prices,
+                    urls, facts) == []
+    found = problems("Now only $199 at https://bit.ly/cheap-tent - hurry!", prices, urls, facts)
     assert "price $199 is not in the catalog" in found
     assert "link https://bit.ly/cheap-tent is not a catalog or FAQ link" in found
-    assert problems("@everyone look at this tent, it is great for two.", request(),
-                    allowed) == ["it pings everyone"]
-    assert problems("Tents!", request(), allowed) == ["the text is too short"]
+    assert problems("It covers 2000 square feet and was voted best tent of 2024.", prices,
+                    urls, facts) == ["the figure 2000 is not in the shop's facts",
+                                     "the figure 2024 is not in the shop's facts"]
+    assert problems("@everyone look at this tent, it is great for two.", prices, urls,
+                    facts) == ["it pings everyone"]
+    assert problems("Tents!", prices, urls, facts) == ["the text is too short"]
+
+
+def test_looping_text_is_rejected() -> None:
+    looping = "The tent is a 3-season tent with a floor. " * 4
+    assert loops(looping)
+    assert "it repeats itself" in problems(looping, set(), frozenset(), {"3"})
+    assert not loops("Spring is here and the trails are calling. Pack light, pitch fast, "
+                     "and keep your fly taut when the evening rain rolls in over the ridge.")
 
 
 def test_cut_off_text_keeps_only_whole_sentences() -> None:
