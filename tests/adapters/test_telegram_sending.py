@@ -222,3 +222,17 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_merchant_and_help_cha
         await asyncio.sleep(0.05)
     assert await redis.get(community_merchant("telegram:-100042")) == "default"
     assert await redis.smembers(Keys("default").help_channels()) == {"telegram:-100042"}
+
+
+async def test_a_send_to_a_group_that_was_upgraded_goes_to_the_supergroup(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory
+) -> None:
+    adapter = await tg_adapter()
+    tg_api.group(-100043)
+    tg_api.fail("sendMessage", 400, "Bad Request: group chat was upgraded to a supergroup chat",
+                migrate_to=-100043)
+    old = Destination(Platform.TELEGRAM, "-43")
+    await adapter.send(Outbound(text="first", destination=old))
+    await adapter.send(Outbound(text="second", destination=old))  # remembered: no failure
+    assert [s.text for s in tg_api.sent_to(-100043)] == ["first", "second"]
+    assert tg_api.rejected[400] == 1

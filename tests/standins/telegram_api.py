@@ -35,11 +35,13 @@ _BARE_AMP = re.compile(r"&(?!(?:amp|lt|gt|quot|#\d+|#x[0-9a-fA-F]+);)")
 
 
 class ApiError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(self, code: int, description: str, retry_after: int | None = None,
+                 migrate_to: int | None = None) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to = migrate_to
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Fault:
     code: int
     description: str
     retry_after: int | None = None
+    migrate_to: int | None = None
 
 
 class _HtmlText(HTMLParser):
@@ -246,10 +249,12 @@ class TelegramStandIn:
         return int(update["update_id"])
 
     def fail(self, method: str, code: int = 500, description: str = "Internal Server Error",
-             times: int = 1, retry_after: int | None = None) -> None:
-        """The next `times` calls of `method` fail with this error."""
+             times: int = 1, retry_after: int | None = None,
+             migrate_to: int | None = None) -> None:
+        """The next `times` calls of `method` fail with this error (`migrate_to`: the group
+        became the supergroup with this id)."""
         for _ in range(times):
-            self._faults[method].append(Fault(code, description, retry_after))
+            self._faults[method].append(Fault(code, description, retry_after, migrate_to))
 
     # Control: reading what the bot did
 
@@ -285,7 +290,8 @@ class TelegramStandIn:
             self.calls[method] += 1
             if self._faults[method]:
                 fault = self._faults[method].popleft()
-                raise ApiError(fault.code, fault.description, fault.retry_after)
+                raise ApiError(fault.code, fault.description, fault.retry_after,
+                               fault.migrate_to)
             handler = getattr(self, f"_m_{method}", None)
             if handler is None:
                 raise ApiError(404, "Not Found: method not found")
@@ -297,6 +303,8 @@ class TelegramStandIn:
                                     "description": exc.description}
             if exc.retry_after is not None:
                 body["parameters"] = {"retry_after": exc.retry_after}
+            if exc.migrate_to is not None:
+                body["parameters"] = {"migrate_to_chat_id": exc.migrate_to}
             return web.json_response(body, status=exc.code)
         finally:
             self._changed.set()
