@@ -236,13 +236,20 @@ async def run(args: argparse.Namespace, lm: LMClient | None = None) -> dict[str,
     load = Load()
     before = {"in": _sum("shopkeep_messages_in_total"),
               "tokens": _sample("shopkeep_lm_tokens_total", direction="completion"),
+              "lag_count": _sum("shopkeep_event_loop_lag_seconds_count"),
+              "lag_sum": _sum("shopkeep_event_loop_lag_seconds_sum"),
               **{o: _sum("shopkeep_replies_total", outcome=o) for o in OUTCOMES}}
+    lag_max = 0.0
+    tick = time.perf_counter()
     rss_peak = _rss_mb()
     began = time.perf_counter()
     try:
         driver = asyncio.create_task(drive(transport, args, load))
         while not driver.done():
             await asyncio.sleep(0.05)
+            now = time.perf_counter()
+            lag_max = max(lag_max, now - tick - 0.05)  # the loop was blocked this long
+            tick = now
             transport.collect(load)
             rss_peak = max(rss_peak, _rss_mb())
         await driver
@@ -259,13 +266,17 @@ async def run(args: argparse.Namespace, lm: LMClient | None = None) -> dict[str,
         rejected = transport.rejected_429()
         outcomes = {o: int(_sum("shopkeep_replies_total", outcome=o) - before[o])
                     for o in OUTCOMES}
+        lags = _sum("shopkeep_event_loop_lag_seconds_count") - before["lag_count"]
+        lag = {"loop_lag_mean_s": round((_sum("shopkeep_event_loop_lag_seconds_sum")
+                                         - before["lag_sum"]) / lags, 3) if lags else None,
+               "loop_lag_max_s": round(lag_max, 3)}
     finally:
         await app.stop()
         await transport.stop()
         if owns_lm:
             await lm.stop()
-    return _report(args, load, handled, tokens, elapsed, rejected, rss_peak, start_s,
-                   outcomes)
+    return {**_report(args, load, handled, tokens, elapsed, rejected, rss_peak, start_s,
+                      outcomes), **lag}
 
 
 def _build_lm(settings: Settings) -> LMClient:

@@ -84,6 +84,10 @@ class Metrics:
             ["platform"], registry=reg)
         self.ready = Gauge(
             "shopkeep_ready", "1 when /readyz answers ready.", registry=reg)
+        self.loop_lag = Histogram(
+            "shopkeep_event_loop_lag_seconds", "How late the event loop ran a timer: work "
+            "blocking the loop delays every member's message.", buckets=LATENCY_BUCKETS,
+            registry=reg)
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
@@ -114,6 +118,15 @@ def record_rate_limit_wait(platform: str, seconds: float) -> None:
 def record_batch(size: int) -> None:
     """The LM engine ran one step with `size` requests."""
     METRICS.lm_batch_size.observe(size)
+
+
+async def watch_event_loop(interval_s: float = 0.5, metrics: Metrics = METRICS) -> None:
+    """Record, forever, how much later than asked the loop wakes this task up."""
+    loop = asyncio.get_running_loop()
+    while True:
+        asked = loop.time()
+        await asyncio.sleep(interval_s)
+        metrics.loop_lag.observe(max(0.0, loop.time() - asked - interval_s))
 
 
 def record_redis_error(where: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from bot.commands.registry import CommandSpec
 from bot.core import Core
 from bot.ops.instrument import InstrumentedLM
-from bot.ops.metrics import METRICS, Metrics, record_redis_error
+from bot.ops.metrics import METRICS, Metrics, record_redis_error, watch_event_loop
 from bot.storage.store import CONNECTION_ERRORS, Store
 from lm_service.api import LMClient, LMError
 
@@ -124,6 +125,7 @@ class OpsFeature:
     def __init__(self, core: Core) -> None:
         settings = core.settings
         self.server: OpsServer | None = None
+        self._watch: asyncio.Task[None] | None = None
         if settings.metrics_port is not None:
             self.server = OpsServer(
                 {"redis": redis_check(core.store), "lm": lm_check(core.lm)},
@@ -134,10 +136,16 @@ class OpsFeature:
         return []
 
     async def start(self) -> None:
+        self._watch = asyncio.create_task(watch_event_loop(), name="event-loop-lag")
         if self.server is not None:
             await self.server.start()
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+            self._watch = None
         if self.server is not None:
             await self.server.stop()
 

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 
 from bot.commands.registry import CommandContext, CommandSpec
 from bot.events import Inbound, MemberRef, Platform
@@ -109,3 +110,18 @@ async def test_drain_waits_for_messages_in_flight(redis_url: str, redis_sync: ob
         assert finished == ["slow"] and (await task)[0].text == "done"
     finally:
         await pipeline.stop()
+
+
+async def test_a_blocked_event_loop_shows_in_the_lag_metric() -> None:
+    from bot.ops.metrics import watch_event_loop
+
+    count = sample("shopkeep_event_loop_lag_seconds_count")
+    total = sample("shopkeep_event_loop_lag_seconds_sum")
+    watcher = asyncio.create_task(watch_event_loop(interval_s=0.05))
+    await asyncio.sleep(0.12)
+    time.sleep(0.3)  # noqa: ASYNC251 -- on purpose: a blocking call in a handler
+    await asyncio.sleep(0.12)
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
+    assert sample("shopkeep_event_loop_lag_seconds_count") - count >= 3
+    assert 0.25 <= sample("shopkeep_event_loop_lag_seconds_sum") - total < 0.6
