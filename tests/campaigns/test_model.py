@@ -124,3 +124,23 @@ async def test_the_whole_app_runs_a_campaign_from_the_console(
             ("Hello from the shop!", "console")]
     finally:
         await app.stop()
+
+
+async def test_an_auto_approved_run_writes_once_and_a_resumed_run_posts_the_same_text(
+        make_feature: Build, lm_client: LMClient) -> None:
+    from tests.campaigns.conftest import SimulatedCrash
+
+    crashing = RecordingAdapter(Platform.DISCORD, crash_after=1)
+    first = await make_feature([crashing], lm=lm_client, start=False)
+    await demo_shop(first.core.store)
+    campaign = await add_campaign(first, "auto", "discord:c1,discord:c2", approved=False,
+                                  auto=True)
+    with pytest.raises(SimulatedCrash):
+        await first.runner.run(campaign.id, RUN)
+    written = (await first.repo.run_info("default", "auto", RUN))["text"]
+    assert [o.text for o in crashing.sent] == [written] and "\n• " in written
+    healthy = RecordingAdapter(Platform.DISCORD)
+    second = await make_feature([healthy], start=False)  # no model: it must not write again
+    result = await second.runner.run(campaign.id, RUN)
+    assert (result.status, result.resumed, result.sent) == ("done", 1, 2)
+    assert [(o.destination.channel_id, o.text) for o in healthy.sent] == [("c2", written)]
