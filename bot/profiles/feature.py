@@ -37,7 +37,7 @@ class ProfilesFeature:
                                     settings.profile_summary_every)
         self.queue = IngestQueue(core.store, core.lm.embed, self.writer.write,
                                  maxsize=settings.profile_queue_max,
-                                 batch=settings.profile_batch)
+                                 batch=settings.profile_batch, keep=self.writer.keep)
         self.segments = Segments(core.store)
         self.recommender = Recommender(core.store, core.lm, self.catalog)
         self.eraser = Eraser(core.store, on_forget=self.writer.forget)

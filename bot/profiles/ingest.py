@@ -44,7 +44,19 @@ class ProfileWriter:
         self.interest_listeners: list[InterestListener] = []
 
     def forget(self, merchant: str, member: str) -> None:
-        self._forgotten[(merchant, member)] = time.time()
+        now = time.time()
+        # Queued messages are minutes old at most; older marks are not needed any more.
+        self._forgotten = {k: t for k, t in self._forgotten.items() if now - t < 3_600}
+        self._forgotten[(merchant, member)] = now
+
+    async def keep(self, items: list[IngestItem]) -> list[IngestItem]:
+        """Drop messages of opted-out members before they are embedded."""
+        members = sorted({(i.merchant, i.member) for i in items})
+        pipe = self.store.redis.pipeline(transaction=False)
+        for merchant, member in members:
+            pipe.sismember(self.store.keys(merchant).opted_out(), member)
+        out = {m for m, flag in zip(members, await pipe.execute(), strict=True) if flag}
+        return [i for i in items if (i.merchant, i.member) not in out]
 
     async def write(self, items: list[IngestItem], vectors: list[list[float]]) -> None:
         redis = self.store.redis

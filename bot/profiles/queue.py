@@ -47,16 +47,18 @@ class IngestItem:
 
 Embedder = Callable[[list[str]], Awaitable[list[list[float]]]]
 Writer = Callable[[list[IngestItem], list[list[float]]], Awaitable[None]]
+Filter = Callable[[list[IngestItem]], Awaitable[list[IngestItem]]]
 
 
 class IngestQueue:
     """`await submit(item)` never waits on the model: it queues or spills to Redis."""
 
     def __init__(self, store: Store, embed: Embedder, write: Writer, *, maxsize: int = 5000,
-                 batch: int = 64) -> None:
+                 batch: int = 64, keep: Filter | None = None) -> None:
         self.store = store
         self._embed = embed
         self._write = write
+        self._keep = keep  # drops what must not be embedded at all (opted-out members)
         self.batch = batch
         self._memory: asyncio.Queue[IngestItem] = asyncio.Queue(maxsize=maxsize)
         self._handoff: asyncio.Queue[tuple[list[IngestItem], list[list[float]]]] = (
@@ -173,6 +175,11 @@ class IngestQueue:
     async def _embed_loop(self) -> None:
         while True:
             items = await self._next_batch()
+            if items and self._keep is not None:
+                kept = await self._keep(items)
+                if len(kept) < len(items):
+                    await self._ack([i for i in items if i not in kept and i.stream_id])
+                items = kept
             if not items:
                 continue
             self._in_flight += len(items)

@@ -58,3 +58,16 @@ def test_bad_lines_are_all_listed_and_nothing_is_returned(tmp_path: Path) -> Non
 def test_missing_file_is_a_plain_error(tmp_path: Path) -> None:
     with pytest.raises(UserInputError, match="does not exist"):
         parse_history(tmp_path / "nope.jsonl")
+
+
+def test_cli_import_history_refuses_a_broken_file_and_keeps_faq_import(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import build_parser, main
+
+    monkeypatch.setenv("SHOPKEEP_DATA_DIR", str(tmp_path))
+    path = _write(tmp_path, [{"platform": "telegram", "user": "1", "text": "hi"}])
+    assert main(["import", "history", str(path)]) == 1
+    assert "line 1: ts" in capsys.readouterr().err
+    parsed = build_parser().parse_args(["import", "faq", "faq.yaml"])
+    assert (parsed.kind, parsed.file) == ("faq", Path("faq.yaml"))
