@@ -1,0 +1,1 @@
+"""Shopkeep test suite."""
