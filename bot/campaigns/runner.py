@@ -166,6 +166,9 @@ class CampaignRunner:
         except ValueError:
             return await self._record(campaign, run_id, Delivery(member, "skipped",
                                                                  detail="unknown platform"))
+        if platform not in self.outbox.platforms:  # e.g. a console member: nothing to reach
+            return await self._record(campaign, run_id, Delivery(
+                member, "skipped", detail=f"{platform.value} is not connected"))
         prior = done.get(member)
         if prior is None or prior.status not in ("sent", "skipped"):
             granted = await self.repo.reserve_dm(

@@ -186,3 +186,18 @@ async def test_forget_member_drops_the_opt_in_and_pseudonymises_deliveries(
     assert await feature.repo.all_opted_in("default") == []
     log = await feature.repo.deliveries("default", "offer", RUN)
     assert list(log) == ["forgotten:abc"] and log["forgotten:abc"].target == "forgotten:abc"
+
+
+async def test_members_on_platforms_that_are_not_connected_are_skipped(
+        make_feature: Build) -> None:
+    telegram = RecordingAdapter(Platform.TELEGRAM)
+    feature = await make_feature([telegram], start=False)
+    for member in ("telegram:1", "discord:2"):
+        await feature.repo.set_offers("default", member, True)
+    campaign = await add_campaign(feature, "offer", "dm")
+    result = await feature.runner.run(campaign.id, RUN)
+    assert (result.sent, result.failed, result.skipped) == (1, 0, 1)
+    log = await feature.repo.deliveries("default", "offer", RUN)
+    assert log["discord:2"].detail == "discord is not connected"
+    keys = feature.core.store.keys("default")
+    assert await feature.core.store.redis.zcard(keys.campaign_dm_log("discord:2")) == 0
