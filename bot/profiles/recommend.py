@@ -12,11 +12,12 @@ from bot.profiles.model import Profile
 from bot.storage.store import Store
 from lm_service.api import LMClient
 
-# With a query, it leads and the profile tilts; without one, the profile is all there is.
-QUERY_WEIGHT = 0.65
-AFFINITY_BONUS_WITH_QUERY = 0.1
+# With a query, it leads and the profile only breaks near-ties (someone who talks about tents
+# asking for "something to cook on" wants a stove); without one, the profile is all there is.
+PROFILE_TILT_WITH_QUERY = 0.2
+AFFINITY_BONUS_WITH_QUERY = 0.05
 AFFINITY_BONUS_PROFILE_ONLY = 0.25
-_MENTION_INTEREST = 0.1
+_MENTION_INTEREST = 0.3
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,8 @@ class Recommender:
         query_vec = None
         if query is not None:
             query_vec = np.asarray((await self.lm.embed([query]))[0], dtype=np.float32)
-        target = _blend(query_vec, profile.vector)
         bonus = AFFINITY_BONUS_WITH_QUERY if query_vec is not None else AFFINITY_BONUS_PROFILE_ONLY
-        sims = catalog.matrix @ target
+        sims = _blend(catalog.matrix, query_vec, profile.vector)
         query_sims = catalog.matrix @ query_vec if query_vec is not None else None
         ranked: list[Recommendation] = []
         for index, product in enumerate(catalog.products):
@@ -75,14 +75,16 @@ class Recommender:
         return ranked[:max(1, limit)]
 
 
-def _blend(query: np.ndarray | None, profile: np.ndarray | None) -> np.ndarray:
+def _blend(matrix: np.ndarray, query: np.ndarray | None,
+           profile: np.ndarray | None) -> np.ndarray:
+    """Per-product similarity: the query's, tilted by the profile's."""
     if query is None:
         assert profile is not None
-        return profile
-    if profile is None:
-        return query
-    mixed = QUERY_WEIGHT * query + (1 - QUERY_WEIGHT) * profile
-    return mixed / float(np.linalg.norm(mixed) or 1.0)
+        return matrix @ profile
+    sims = matrix @ query
+    if profile is not None:
+        sims = sims + PROFILE_TILT_WITH_QUERY * (matrix @ profile)
+    return sims
 
 
 def _best_interest(profile: Profile, product: Product) -> tuple[str, float]:

@@ -29,6 +29,15 @@ SYSTEM = (
     "You write one short note for a shop's staff about what a customer is interested in. "
     "Use only the facts given. One sentence, at most 25 words, no greeting, no names."
 )
+# One worked example: the 135M default model copies a shape far better than it follows rules.
+EXAMPLE_FACTS = (
+    "Interests (0-1): sleeping-bags (0.71), winter (0.52), down (0.40)\n"
+    "Messages: 9, about products: 6\nRecent messages:\n- is the 0C bag warm enough for "
+    "january?\n- how do I wash a down bag\nWrite the note."
+)
+EXAMPLE_NOTE = "Shopping for a warm down sleeping bag for winter; asked how to wash down."
+_UNUSABLE = re.compile(r"\[|\]|^(hi|hello|dear|hey|sure|here)\b|customer's name|as an ai",
+                       re.IGNORECASE)
 MAX_CHARS = 240
 _PER_ROUND = 20
 
@@ -57,6 +66,29 @@ def clean_summary(text: str) -> str:
         cut = line[:MAX_CHARS]
         line = cut[:cut.rfind(". ") + 1] if ". " in cut else cut.rstrip() + "…"
     return line
+
+
+def usable(summary: str, profile: Profile) -> bool:
+    """A note, not a greeting or a template, that mentions something the member talked about."""
+    if len(summary) < 15 or _UNUSABLE.search(summary):
+        return False
+    words = {w for name, _ in profile.top_interests(8) for w in re.split(r"[-\s]", name)}
+    words |= {w for line in profile.recent for w in re.findall(r"[a-z]{4,}", line.lower())}
+    return any(w and w in summary.lower() for w in words)
+
+
+def facts_summary(profile: Profile) -> str:
+    """A plain summary from the stored facts alone."""
+    names = [name for name, score in profile.top_interests(3) if score >= 0.1]
+    parts = [f"Interested in {_join(names)}" if names else "No clear product interest yet"]
+    parts.append(f"{profile.on_topic} of {profile.messages} messages about products")
+    if profile.bought:
+        parts.append("says they bought " + _join(sorted(profile.bought)))
+    return "; ".join(parts) + "."
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 class Maintenance:
@@ -89,10 +121,18 @@ class Maintenance:
             return None
         profile = Profile.from_hash(member, data)
         result = await self.lm.generate(GenerationRequest(
-            messages=(ChatMessage("system", SYSTEM), ChatMessage("user", summary_prompt(profile))),
+            messages=(ChatMessage("system", SYSTEM), ChatMessage("user", EXAMPLE_FACTS),
+                      ChatMessage("assistant", EXAMPLE_NOTE),
+                      ChatMessage("user", summary_prompt(profile))),
             max_new_tokens=60, temperature=0.0, priority=Priority.BACKGROUND, deadline_s=300.0,
         ))
         summary = clean_summary(result.text)
+        if not usable(summary, profile):
+            # A small model sometimes writes a letter instead of a note; the facts still say
+            # something true, so they stand in until the next refresh.
+            log.info("profiles: model summary for %s unusable (%r); using the facts", member,
+                     summary[:80])
+            summary = facts_summary(profile)
         try:
             async with redis.pipeline(transaction=True) as pipe:
                 # Only onto the profile as it is now: a /forgetme meanwhile must not be undone,

@@ -15,7 +15,7 @@ from bot.profiles.ingest import ProfileWriter
 from bot.profiles.model import Profile
 from bot.profiles.queue import IngestItem, IngestQueue
 from bot.profiles.segments import Segments
-from bot.profiles.summary import Maintenance, clean_summary
+from bot.profiles.summary import Maintenance, clean_summary, facts_summary, usable
 from bot.storage.store import Store
 from lm_service.api import LMClient
 from tests.profiles.support import import_demo_catalog, make_profile, save_profile
@@ -57,6 +57,17 @@ async def test_a_forgotten_member_gets_no_summary_back(store: Store, lm_client: 
     assert await maintenance.summarize("shop", "telegram:9") is None
     assert not await store.redis.exists(keys.profile("telegram:9"))
     assert await store.redis.zcard(keys.profile_dirty()) == 0
+
+
+def test_letters_and_templates_are_not_summaries() -> None:
+    profile = Profile("telegram:1", affinity={"c:tents": 0.7, "t:winter": 0.4}, messages=5,
+                      on_topic=4, recent=["which tent for snow?"], bought={"TH-TENT-2P"})
+    assert usable("Plans winter camping; wants a tent for snow.", profile)
+    assert not usable("Hi [Customer's Name]", profile)
+    assert not usable("Dear customer, thank you for your tent question", profile)
+    assert not usable("Likes kayaks very much indeed.", profile)  # nothing they said
+    assert facts_summary(profile) == ("Interested in tents and winter; 4 of 5 messages about "
+                                      "products; says they bought TH-TENT-2P.")
 
 
 def test_clean_summary_keeps_one_plain_line() -> None:
