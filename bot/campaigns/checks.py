@@ -1,5 +1,4 @@
-"""What a model-written post must pass before anyone may post it: whole sentences, no loops,
-no mass pings, and prices, links and figures only from the facts the prompt gave."""
+"""What a model-written post must pass before it may be posted (loops, invented facts)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The campaigns feature as `bot.app` wires it: commands, scheduler start/stop, and an
-observer that notes channels (valid targets) and members' questions (roundup material)."""
+"""The campaigns feature as `bot.app` wires it: commands, scheduler, channel observer."""
 
 from __future__ import annotations
 

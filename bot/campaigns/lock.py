@@ -1,5 +1,4 @@
-"""A per-run Redis lock: `SET NX` with an expiry, kept alive while the run works, released
-only by the process that holds it (a Lua script compares the owner token first)."""
+"""A per-run Redis lock: `SET NX` with an expiry, released only by its owner (Lua)."""
 
 from __future__ import annotations
 

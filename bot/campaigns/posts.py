@@ -1,5 +1,4 @@
-"""`/post draft|regenerate|edit|publish|schedule`: one-off content posts a moderator reviews;
-publishing or scheduling one makes it a one-time, already-approved campaign."""
+"""`/post draft|regenerate|edit|publish|schedule`: one-off posts a moderator reviews."""
 
 from __future__ import annotations
 

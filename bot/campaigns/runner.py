@@ -1,5 +1,4 @@
-"""One run of one campaign: lock it, settle its text, and deliver once per target, recording
-each delivery so that a second process, or a restart after a crash, never posts twice."""
+"""One run of one campaign: lock, settle the text, deliver once per target, record it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""APScheduler 3 with its Redis job store: one pending job per campaign run, each calling the
-plain top-level `run_campaign(campaign_id, scheduled_for)`; several processes may share it."""
+"""APScheduler 3 on a shared Redis job store: one job per run, `run_campaign` top-level."""
 
 from __future__ import annotations
 

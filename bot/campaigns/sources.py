@@ -1,5 +1,4 @@
-"""Where campaign content and audiences come from: the catalog, the FAQ, profiles' segments and
-the offers opt-in. Small functions, so that the features behind them can change underneath."""
+"""Where campaign content and audiences come from: catalog, FAQ, segments, opt-ins."""
 
 from __future__ import annotations
 

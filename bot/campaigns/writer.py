@@ -1,5 +1,4 @@
-"""Writes posts with the model from a template per kind and keeps only text that passes the
-checks (bot.campaigns.checks) and the safety filter; retries with backoff, never half a post."""
+"""Writes posts with the model from a template per kind; keeps only text that passes."""
 
 from __future__ import annotations
 
