@@ -1,6 +1,7 @@
 """Answer quality and latency on bench/eval: citation accuracy, off-topic refusals, p95 time.
 
-    python bench/answer_quality.py [--json] [--ablation] [--modes] [--concurrency 16]
+    python bench/answer_quality.py [--json] [--ablation] [--mode auto|quote|generate]...
+                                   [--concurrency 16] [--generate-sample 40]
 
 The evaluation set (bench/eval/questions.jsonl) holds paraphrased, misspelled and chatty
 questions about the demo shop, written apart from the FAQ's alternates, and off-topic ones.
@@ -25,7 +26,9 @@ sys.path.insert(0, str(ROOT))
 from bot.app import App  # noqa: E402
 from bot.events import Inbound, MemberRef, Platform  # noqa: E402
 from bot.knowledge.feature import KnowledgeFeature  # noqa: E402
-from bot.knowledge.retrieval import Fusion, Retriever  # noqa: E402
+from bot.knowledge.retrieval import Fusion, Hit, Retriever  # noqa: E402
+from bot.replies.grounding import numbers, ungrounded  # noqa: E402
+from bot.replies.prompt import passage  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from lm_service.api import LMClient  # noqa: E402
 
@@ -103,6 +106,7 @@ async def pipeline_run(app: App, rows: list[dict[str, Any]],
     await app.router.drain()
     latencies = sorted(r["latency_s"] for r in results)
     summary = score_rows(rows, [r["cited"] for r in results])
+    summary["faithful"] = await faithful_share(app, rows, results)
     summary.update({
         "p50_s": statistics.median(latencies),
         "p95_s": latencies[max(0, round(0.95 * len(latencies)) - 1)],
@@ -112,11 +116,40 @@ async def pipeline_run(app: App, rows: list[dict[str, Any]],
     return summary, results
 
 
+async def faithful_share(app: App, rows: list[dict[str, Any]],
+                         results: list[dict[str, Any]]) -> float:
+    """In-scope questions answered from the right source without contradicting it: every
+    number and link in the reply is in the source, and a source with numbers (prices, days)
+    has at least one of them in the reply."""
+    knowledge = next(f.knowledge for f in app.features if isinstance(f, KnowledgeFeature))
+    good = total = 0
+    for row, result in zip(rows, results, strict=True):
+        if not row["expect"]:
+            continue
+        total += 1
+        kind, record_id = row["expect"]["kind"], row["expect"]["id"]
+        if result["cited"] != (kind, record_id):
+            continue
+        record = (await knowledge.faq(app.settings.merchant, record_id) if kind == "faq"
+                  else await knowledge.product(app.settings.merchant, record_id))
+        if record is None:
+            continue
+        source = passage(Hit(kind, record, 1.0, 1.0, 1.0))
+        text = f"{source.title} {source.text}"
+        wanted = numbers(source.text)
+        if not ungrounded(result["reply"], [text, row["q"]]) and (
+                not wanted or wanted & numbers(result["reply"])):
+            good += 1
+    return good / max(1, total)
+
+
 def build_app(lm: LMClient, data_dir: Path, mode: str) -> App:
     settings = load_settings(data_dir=data_dir, demo_shop=True, redis_url=None,
                              reply_mode=mode, member_messages_per_minute=10_000,
                              community_messages_per_minute=10_000,
-                             community_daily_tokens=100_000_000)
+                             community_daily_tokens=100_000_000,
+                             # generate mode measures the model's answers: wait for them
+                             reply_generate_deadline_s=60.0 if mode == "generate" else 3.0)
     return App(settings, lm=lm)
 
 
@@ -138,7 +171,7 @@ def _fmt(value: Any) -> str:
 async def main_async(args: argparse.Namespace, lm: LMClient | None = None) -> dict[str, Any]:
     rows = load_eval()
     report: dict[str, Any] = {}
-    modes = ["auto", "quote", "generate"] if args.modes else ["auto"]
+    modes = args.mode or ["auto"]
     owned = lm is None
     if lm is None:
         from lm_service.client import create_lm_client
@@ -152,7 +185,8 @@ async def main_async(args: argparse.Namespace, lm: LMClient | None = None) -> di
             try:
                 if args.ablation and n == 0:
                     report["retrieval"] = await retrieval_table(app, rows)
-                picked = rows if mode != "generate" else rows[: args.generate_sample]
+                # every third row, so a sample still mixes FAQ, product and off-topic rows
+                picked = rows if mode != "generate" else rows[::3][: args.generate_sample]
                 summary, details = await pipeline_run(app, picked, args.concurrency)
                 report.setdefault("pipeline", []).append({"mode": mode, **summary})
                 report.setdefault("answers", {})[mode] = details
@@ -168,10 +202,10 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--ablation", action="store_true", help="score each retrieval idea")
-    parser.add_argument("--modes", action="store_true",
-                        help="compare quoting sources with generating (slow)")
+    parser.add_argument("--mode", action="append", choices=["auto", "quote", "generate"],
+                        help="reply mode(s) to run (repeat to compare; default auto)")
     parser.add_argument("--generate-sample", type=int, default=40,
-                        help="questions answered in generate mode with --modes")
+                        help="questions answered in generate mode (it is slow)")
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args(argv)
     report = asyncio.run(main_async(args))

@@ -89,6 +89,10 @@ class Settings(BaseSettings):
         "(post-checked against the sources).",
     )
     reply_max_new_tokens: int = Field(96, ge=16, le=512)
+    reply_generate_deadline_s: float = Field(
+        3.0, gt=0, description="Longest wait for a generated answer before quoting the source "
+        "instead.",
+    )
     memory_turns: int = Field(3, ge=0, le=20, description="Exchanges remembered per member "
                               "and channel.")
     memory_ttl_s: int = Field(1800, ge=60, description="Seconds a conversation is remembered.")

@@ -22,7 +22,7 @@ from bot.replies.unanswered import UnansweredLog
 from bot.safety import SafetyChain, SafetyContext, default_filters
 from bot.safety.filters import find_links, normalise_url
 from bot.safety.pii import EMAIL
-from lm_service.api import GenerationRequest, Priority
+from lm_service.api import GenerationRequest, LMBusy, LMTimeout, Priority
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,7 @@ class ReplyPipeline:
                                                   settings.deny_list))
         self.mode = settings.reply_mode
         self.max_new_tokens = settings.reply_max_new_tokens
+        self.generate_deadline_s = settings.reply_generate_deadline_s
         self._limits: Limits | None = None
         self._memory: Memory | None = None
         self._unanswered: UnansweredLog | None = None
@@ -166,10 +167,15 @@ class ReplyPipeline:
         passages = [passage(h) for h in hits]
         # Only the last exchange: more context drowns the passages for a 135M model.
         messages = self.prompts.messages(persona, passages, question, history[-2:])
-        result = await self.core.lm.generate(GenerationRequest(
-            messages=messages, max_new_tokens=self.max_new_tokens, temperature=0.0,
-            priority=Priority.INTERACTIVE,
-        ))
+        try:
+            result = await self.core.lm.generate(GenerationRequest(
+                messages=messages, max_new_tokens=self.max_new_tokens, temperature=0.0,
+                priority=Priority.INTERACTIVE, deadline_s=self.generate_deadline_s,
+            ))
+        except (LMTimeout, LMBusy):
+            # The member still gets the source itself rather than "try again later".
+            log.info("generation too slow or queue full; quoting the source")
+            return quoted
         text = result.text.strip()
         problems = ungrounded(text, [p.text for p in passages] + [p.title for p in passages]
                               + [question])

@@ -158,3 +158,35 @@ async def test_catalog_import_by_attachment(shop: Shop) -> None:
         assert "1 added" in done.text and "0 removed" in done.text
         [answer] = await console.say("how much is the Trailhead Folding Knife?")
     assert answer.citations[0].id == "TH-KNIFE" and "$45" in answer.text
+
+
+async def test_generated_answers_carry_only_the_sources_numbers_and_links(shop: Shop) -> None:
+    from bot.knowledge.retrieval import Hit
+    from bot.replies.grounding import numbers, urls
+    from bot.replies.prompt import passage
+
+    questions = ["how much is the Trailhead 2P Tent and is it in stock?",
+                 "how much does overnight shipping cost?",
+                 "what's the warranty on headlamps?"]
+    async with shop(reply_mode="generate", reply_generate_deadline_s=30.0) as (app, console):
+        knowledge = next(f for f in app.features if hasattr(f, "knowledge")).knowledge
+        for question in questions:
+            [reply] = await console.say(question)
+            assert reply.answered and reply.citations
+            sources = []
+            for cite in reply.citations:
+                record = (await knowledge.faq("default", cite.id) if cite.kind == "faq"
+                          else await knowledge.product("default", cite.id))
+                assert record is not None
+                source = passage(Hit(cite.kind, record, 1.0, 1.0, 1.0))
+                sources.append(f"{source.title} {source.text}")
+            allowed = " ".join(sources) + " " + question
+            assert numbers(reply.text) <= numbers(allowed), reply.text
+            assert urls(reply.text) <= urls(allowed), reply.text
+
+
+async def test_a_slow_model_still_gets_the_member_the_source(shop: Shop) -> None:
+    async with shop(reply_mode="generate", reply_generate_deadline_s=0.001) as (_, console):
+        [reply] = await console.say("how much does overnight shipping cost?")
+    assert reply.answered and reply.citations[0].id == "shipping-costs"
+    assert "$29.95" in reply.text and reply.extras["generated"] is False
