@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from bot.storage.keys import merchants
-from bot.storage.store import Store
+from bot.storage.store import CONNECTION_ERRORS, Store
 
 log = logging.getLogger(__name__)
 
@@ -174,45 +174,74 @@ class IngestQueue:
 
     async def _embed_loop(self) -> None:
         while True:
-            items = await self._next_batch()
-            if items and self._keep is not None:
-                kept = await self._keep(items)
-                if len(kept) < len(items):
-                    await self._ack([i for i in items if i not in kept and i.stream_id])
-                items = kept
+            try:
+                items = await self._next_batch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis unreachable while reading the spill: wait, go on
+                log.exception("profiles: could not read queued messages")
+                await asyncio.sleep(1.0)
+                continue
             if not items:
                 continue
             self._in_flight += len(items)
             try:
-                vectors = cast(list[list[float]],
-                               await self._retry("embed", self._embed, [i.text for i in items]))
+                await self._embed_batch(items)
             except asyncio.CancelledError:
-                self._in_flight -= len(items)
+                # Stopping: what this stage holds goes back to Redis (spill entries are
+                # still unacknowledged there and are claimed again on the next start).
                 await self._spill([i for i in items if i.stream_id is None])
                 raise
             except Exception:
-                # The model keeps failing: park the messages in Redis rather than drop them.
+                # The model (or Redis) keeps failing: park the messages rather than drop them.
                 log.exception("profiles: embedding failed; %d messages parked", len(items))
+                with contextlib.suppress(Exception):
+                    await self._spill([i for i in items if i.stream_id is None])
+            finally:
                 self._in_flight -= len(items)
-                await self._spill([i for i in items if i.stream_id is None])
-                continue
-            await self._handoff.put((items, vectors))
-            self._in_flight -= len(items)
+
+    async def _embed_batch(self, items: list[IngestItem]) -> None:
+        if self._keep is not None:
+            kept = cast(list[IngestItem], await self._retry("filter", self._keep, items))
+            dropped = [i for i in items if i not in kept]
+            if dropped:
+                await self._ack([i for i in dropped if i.stream_id])
+                items = kept
+        if not items:
+            return
+        vectors = cast(list[list[float]],
+                       await self._retry("embed", self._embed, [i.text for i in items]))
+        await self._handoff.put((items, vectors))
 
     async def _write_loop(self) -> None:
         while True:
             items, vectors = await self._handoff.get()
             self._in_flight += len(items)
             try:
-                await self._retry("write", self._write, items, vectors)
-                await self._ack([i for i in items if i.stream_id is not None])
+                await self._write_until_redis_answers(items, vectors)
                 self.processed_total += len(items)
+            except asyncio.CancelledError:
+                await self._spill([i for i in items if i.stream_id is None])
+                raise
             except Exception:
                 log.exception("profiles: could not write %d messages; parking them", len(items))
                 with contextlib.suppress(Exception):
                     await self._spill([i for i in items if i.stream_id is None])
             finally:
                 self._in_flight -= len(items)
+
+    async def _write_until_redis_answers(self, items: list[IngestItem],
+                                         vectors: list[list[float]]) -> None:
+        """While Redis is unreachable there is nowhere to park the batch either: hold it and
+        keep trying (the memory queue keeps taking messages, bounded)."""
+        while True:
+            try:
+                await self._retry("write", self._write, items, vectors)
+                await self._ack([i for i in items if i.stream_id is not None])
+                return
+            except CONNECTION_ERRORS:
+                log.warning("profiles: Redis unreachable; holding %d messages", len(items))
+                await asyncio.sleep(_RETRY_DELAYS[-1])
 
     async def _ack(self, items: list[IngestItem]) -> None:
         if not items:

@@ -3,6 +3,7 @@ queued messages surviving a restart."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from bot.profiles.summary import Maintenance, clean_summary, facts_summary, usab
 from bot.storage.store import Store
 from lm_service.api import LMClient
 from tests.profiles.support import import_demo_catalog, make_profile, save_profile
+from tests.support.redis_server import RedisServer
 
 DAY = 86_400
 
@@ -147,3 +149,32 @@ async def test_queued_messages_survive_a_restart(store: Store, lm_client: LMClie
     vector = Profile.from_hash("telegram:0", await store.redis.hgetall(
         keys.profile("telegram:0"))).vector
     assert vector is not None and abs(float(np.linalg.norm(vector)) - 1) < 1e-2
+
+
+async def test_messages_queued_while_redis_is_down_are_written_when_it_is_back(
+        lm_client: LMClient) -> None:
+    server = RedisServer()
+    server.start()
+    store = Store(server.url)
+    await store.start()
+    try:
+        await import_demo_catalog(store, lm_client, "shop")
+        writer = writer_for(store, lm_client)
+        await writer.catalog.get("shop")
+        queue = IngestQueue(store, lm_client.embed, writer.write, maxsize=100, batch=8)
+        await queue.start()
+        server.kill()
+        for n in range(30):  # taken while Redis is down: the memory queue holds them
+            await queue.submit(IngestItem("shop", f"telegram:{n % 3}", "telegram",
+                                          f"which tent for trip {n}?", time.time()))
+        await asyncio.sleep(1.0)
+        server.start()
+        await queue.flush(within_s=120)
+        await queue.stop()
+        keys = store.keys("shop")
+        counts = [Profile.from_hash("m", await store.redis.hgetall(
+            keys.profile(f"telegram:{m}"))).messages for m in range(3)]
+        assert counts == [10, 10, 10]
+    finally:
+        await store.stop()
+        server.stop()
