@@ -171,7 +171,7 @@ def _fmt(value: Any) -> str:
 async def main_async(args: argparse.Namespace, lm: LMClient | None = None) -> dict[str, Any]:
     rows = load_eval()
     report: dict[str, Any] = {}
-    modes = args.mode or ["auto"]
+    modes = args.mode or [load_settings().reply_mode]
     owned = lm is None
     if lm is None:
         from lm_service.client import create_lm_client
@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--ablation", action="store_true", help="score each retrieval idea")
     parser.add_argument("--mode", action="append", choices=["auto", "quote", "generate"],
-                        help="reply mode(s) to run (repeat to compare; default auto)")
+                        help="reply mode(s) to run (repeat to compare; default: the "
+                        "reply_mode setting)")
     parser.add_argument("--generate-sample", type=int, default=40,
                         help="questions answered in generate mode (it is slow)")
     parser.add_argument("--concurrency", type=int, default=16)

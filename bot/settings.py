@@ -84,9 +84,10 @@ class Settings(BaseSettings):
 
     # Answers (issue 5): how replies are made, remembered and filtered
     reply_mode: Literal["auto", "quote", "generate"] = Field(
-        "auto", description="auto: quote a confidently matched FAQ answer or product facts and "
-        "let the model phrase the rest; quote: never generate; generate: always generate "
-        "(post-checked against the sources).",
+        "quote", description="quote: answer with the best source's own text (measured more "
+        "faithful and faster with the default model); auto: quote confident matches and let "
+        "the model phrase the rest; generate: always generate (post-checked against the "
+        "sources, quoting when a check fails).",
     )
     reply_max_new_tokens: int = Field(96, ge=16, le=512)
     reply_generate_deadline_s: float = Field(
