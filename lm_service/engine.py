@@ -50,6 +50,7 @@ class EngineConfig:
     generator: bool = True
     embedder: bool = True
     preempt: bool = True
+    ignore_eos: bool = False  # benchmarks only: every answer runs to max_new_tokens
 
     def __post_init__(self) -> None:
         self.cache_dir = Path(self.cache_dir)
@@ -197,13 +198,14 @@ class Engine:
 
             dtype = models.choose_dtype(cfg.dtype, device)
             path = models.resolve_lm_path(cfg.model)
-            model, self.tokenizer = models.load_causal_lm(path, dtype, device, cfg.cache_dir)
-            self.end_ids = frozenset(models.end_token_ids(model, self.tokenizer))
-            if FastLlama.supports(model):
-                self.runner = FastLlama(model, max_positions=_position_limit(model))
-                del model  # the runner keeps fused copies of the weights
-            else:
-                self.runner = RowByRow(model)
+            folder = models.model_folder(path, dtype, cfg.cache_dir)
+            self.tokenizer = models.load_tokenizer(folder)
+            self.end_ids = frozenset(models.end_token_ids(folder, self.tokenizer))
+            self.runner = FastLlama.from_folder(folder, dtype, device)
+            if self.runner is None:
+                model, _ = models.load_causal_lm(path, dtype, device, cfg.cache_dir)
+                self.runner = (FastLlama.from_model(model) if FastLlama.supports(model)
+                               else RowByRow(model))
             log.info("LM %s loaded (%s, %s, %s threads, %s)", path.name, device, dtype,
                      self.config.threads or "auto", type(self.runner).__name__)
         if cfg.embedder:
@@ -358,7 +360,7 @@ class Engine:
         if seq.first_token_at is None:
             seq.first_token_at = now
         request = seq.ticket.request
-        if token in self.end_ids:
+        if token in self.end_ids and not self.config.ignore_eos:
             self._finish(seq, "stop")
             return
         seq.tokens.append(token)
@@ -444,7 +446,3 @@ def _prefill_ids(ticket: Ticket) -> list[int]:
 
 def _round(value: int, step: int) -> int:
     return -(-value // step) * step
-
-
-def _position_limit(model: Any) -> int:
-    return int(min(getattr(model.config, "max_position_embeddings", 4096), 32768))

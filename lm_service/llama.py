@@ -12,8 +12,11 @@ and masked cache positions add exact zeros.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -68,23 +71,53 @@ def _rotated(weight: Tensor, heads: int, head_dim: int) -> Tensor:
 
 
 class _Layer:
-    def __init__(self, layer: Any, cfg: Any, packed: bool) -> None:
-        attn, mlp = layer.self_attn, layer.mlp
+    def __init__(self, get: Weights, prefix: str, cfg: Any, packed: bool) -> None:
         nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        wq, wk, wv = attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight
+        a, m = prefix + "self_attn.", prefix + "mlp."
+        wq, wk, wv = get(a + "q_proj.weight"), get(a + "k_proj.weight"), get(a + "v_proj.weight")
         # One matmul gives q, k, rotate_half(q), rotate_half(k) and v.
         weight = torch.cat([wq, wk, _rotated(wq, nh, hd), _rotated(wk, nkv, hd), wv])
         bias = None
-        if attn.q_proj.bias is not None:
-            bq, bk, bv = attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias
+        bq = get(a + "q_proj.bias", required=False)
+        if bq is not None:
+            bk, bv = get(a + "k_proj.bias"), get(a + "v_proj.bias")
             bias = torch.cat([bq, bk, _rotated(bq, nh, hd), _rotated(bk, nkv, hd), bv])
+        del wq, wk, wv
         self.qkv = Linear(weight, bias, packed)
-        self.o = Linear(attn.o_proj.weight, attn.o_proj.bias, packed)
-        self.gate = Linear(mlp.gate_proj.weight, None, packed)
-        self.up = Linear(mlp.up_proj.weight, None, packed)
-        self.down = Linear(mlp.down_proj.weight, None, packed)
-        self.norm1 = layer.input_layernorm.weight.detach()
-        self.norm2 = layer.post_attention_layernorm.weight.detach()
+        del weight
+        self.o = Linear(get(a + "o_proj.weight"), get(a + "o_proj.bias", required=False), packed)
+        self.gate = Linear(get(m + "gate_proj.weight"), None, packed)
+        self.up = Linear(get(m + "up_proj.weight"), None, packed)
+        self.down = Linear(get(m + "down_proj.weight"), None, packed)
+        self.norm1 = get(prefix + "input_layernorm.weight")
+        self.norm2 = get(prefix + "post_attention_layernorm.weight")
+
+
+class Weights(Protocol):
+    def __call__(self, name: str, required: bool = True) -> Any: ...
+
+
+def supports_config(cfg: Any) -> bool:
+    """True for the architectures `FastLlama` implements."""
+    if getattr(cfg, "model_type", None) not in SUPPORTED_TYPES:
+        return False
+    if getattr(cfg, "use_sliding_window", False):
+        return False
+    return not (cfg.model_type == "mistral" and getattr(cfg, "sliding_window", None))
+
+
+def default_rope(cfg: Any) -> tuple[Tensor, float] | None:
+    """(inv_freq, attention_scaling) for plain RoPE; None for scaled variants."""
+    params = getattr(cfg, "rope_parameters", None) or {}
+    kind = params.get("rope_type", params.get("type", "default"))
+    if kind != "default":
+        return None
+    theta = float(params.get("rope_theta", getattr(cfg, "rope_theta", 10000.0)))
+    dim = int(cfg.head_dim * float(params.get("partial_rotary_factor", 1.0)))
+    if dim != cfg.head_dim:
+        return None
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    return inv_freq, 1.0
 
 
 class FastLlama:
@@ -93,20 +126,77 @@ class FastLlama:
     @staticmethod
     def supports(model: Any) -> bool:
         """True for the architectures this class implements (else the engine falls back)."""
-        cfg = model.config
-        if cfg.model_type not in SUPPORTED_TYPES:
-            return False
-        if getattr(cfg, "use_sliding_window", False) or (
-            cfg.model_type == "mistral" and getattr(cfg, "sliding_window", None)
-        ):
-            return False
         inner = getattr(model, "model", None)
-        return hasattr(inner, "rotary_emb") and hasattr(inner, "layers")
+        return (supports_config(model.config) and hasattr(inner, "rotary_emb")
+                and hasattr(inner, "layers"))
 
-    def __init__(self, model: Any, max_positions: int | None = None) -> None:
-        cfg = model.config
-        self.dtype: torch.dtype = model.dtype
-        self.device = model.device
+    @classmethod
+    def from_model(cls, model: Any, max_positions: int | None = None) -> FastLlama:
+        """From a loaded transformers model (any RoPE variant it implements)."""
+        params = dict(model.named_parameters())
+
+        def get(name: str, required: bool = True) -> Any:
+            value = params.get(name)
+            if value is None and name == "lm_head.weight":
+                value = params.get("model.embed_tokens.weight")
+            if value is None and required:
+                raise KeyError(name)
+            return None if value is None else value.detach()
+
+        rotary = model.model.rotary_emb
+        rope = (rotary.inv_freq.float().cpu(), float(getattr(rotary, "attention_scaling", 1.0)))
+        return cls(model.config, get, rope, model.dtype, model.device, max_positions)
+
+    @classmethod
+    def from_folder(cls, folder: Path, dtype: torch.dtype, device: str,
+                    max_positions: int | None = None) -> FastLlama | None:
+        """Straight from a safetensors folder, one tensor at a time (no transformers model:
+        faster to start and no second copy of the weights). None if not supported here."""
+        from safetensors import safe_open
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(folder, local_files_only=True)
+        if not supports_config(cfg):
+            return None
+        cfg.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        rope = default_rope(cfg)
+        index = folder / "model.safetensors.index.json"
+        if index.exists():
+            files = {name: folder / file
+                     for name, file in json.loads(index.read_text())["weight_map"].items()}
+        elif (folder / "model.safetensors").exists():
+            files = {}
+        else:
+            return None
+        if rope is None:
+            return None
+        with contextlib.ExitStack() as stack:
+            handles: dict[Path, Any] = {}
+
+            def handle(path: Path) -> Any:
+                if path not in handles:
+                    handles[path] = stack.enter_context(safe_open(str(path), framework="pt"))
+                return handles[path]
+
+            single = folder / "model.safetensors"
+            names = set(files) if files else set(handle(single).keys())
+
+            def get(name: str, required: bool = True) -> Any:
+                if name not in names and name == "lm_head.weight":
+                    name = "model.embed_tokens.weight"
+                if name not in names:
+                    if required:
+                        raise KeyError(name)
+                    return None
+                tensor = handle(files.get(name, single)).get_tensor(name)
+                return tensor.to(device=device, dtype=dtype)
+
+            return cls(cfg, get, rope, dtype, torch.device(device), max_positions)
+
+    def __init__(self, cfg: Any, get: Weights, rope: tuple[Tensor, float], dtype: torch.dtype,
+                 device: torch.device, max_positions: int | None = None) -> None:
+        self.dtype = dtype
+        self.device = device
         packed = self.device.type == "cpu" and self.dtype == torch.bfloat16
         self.heads = cfg.num_attention_heads
         self.kv_heads = cfg.num_key_value_heads
@@ -117,17 +207,16 @@ class FastLlama:
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.vocab = cfg.vocab_size
         with torch.inference_mode():
-            inner = model.model
-            self.layers = [_Layer(layer, cfg, packed) for layer in inner.layers]
-            self.embed = inner.embed_tokens.weight.detach()
-            self.norm = inner.norm.weight.detach()
-            self.lm_head = Linear(model.lm_head.weight.detach(), None, packed)
-            rotary = inner.rotary_emb
-            limit = max_positions or cfg.max_position_embeddings
+            self.layers = [_Layer(get, f"model.layers.{i}.", cfg, packed)
+                           for i in range(cfg.num_hidden_layers)]
+            self.embed = get("model.embed_tokens.weight")
+            self.norm = get("model.norm.weight")
+            self.lm_head = Linear(get("lm_head.weight"), None, packed)
+            limit = min(max_positions or cfg.max_position_embeddings, 32768)
             positions = torch.arange(limit, device=self.device, dtype=torch.float32)
-            freqs = torch.outer(positions, rotary.inv_freq.float().to(self.device))
+            inv_freq, scaling = rope
+            freqs = torch.outer(positions, inv_freq.float().to(self.device))
             emb = torch.cat([freqs, freqs], dim=-1)
-            scaling = float(getattr(rotary, "attention_scaling", 1.0))
             self.cos = (emb.cos() * scaling).to(self.dtype)
             self.sin = (emb.sin() * scaling).to(self.dtype)
         self.max_positions = limit
@@ -151,7 +240,7 @@ class FastLlama:
         if rows <= self.rows_cap and length <= self.len_cap:
             return
         new_rows = max(self.rows_cap, -(-rows // 8) * 8)
-        new_len = max(self.len_cap, -(-length // 128) * 128)
+        new_len = max(self.len_cap, -(-length // 32) * 32)
         shape = (new_rows, self.kv_heads, new_len, self.head_dim)
         for cache in (self.k_cache, self.v_cache):
             for i in range(len(self.layers)):
