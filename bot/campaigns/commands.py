@@ -218,11 +218,11 @@ class CampaignCommands:
         await self.f.repo.update(ctx.merchant, campaign.name, approved_text=campaign.draft_text,
                                  approved_by=ctx.member_key)
         pending = self.f.scheduler.pending(campaign.id)
-        when = (f" Next run: {pending[0].isoformat(timespec='minutes')}." if pending
+        when = (f" Next run: {pending[0].isoformat(timespec='seconds')}." if pending
                 else " It has no run left; set one with /campaign edit "
                      f"{campaign.name} schedule ...")
         paused = " It is paused; /campaign resume to let it run." if campaign.paused else ""
-        return f"Approved. Campaign {campaign.name} will post the previewed text.{when}{paused}"
+        return f"Approved. Campaign {campaign.name} will post the draft as it stands.{when}{paused}"
 
     # list / pause / resume / delete / history --------------------------------------------
     async def list(self, ctx: CommandContext) -> str:
