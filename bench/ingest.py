@@ -2,11 +2,12 @@
 
     python bench/ingest.py [--messages 3000] [--profiles 100000] [--quick] [--json]
 
-Three disjoint sets of realistic chat lines (product talk and chatter, unique so that the
-embedder's cache never helps): raw batched `embed` at batch 64, then the whole pipeline
-(`observe`-style submit → queue → embed → profile writes in Redis pipelines), then raw again;
-the raw figure is the mean of the two raw runs. Memory: synthetic profiles of the shape the
-writer stores (384-d vector, affinities, recent lines), measured with INFO and MEMORY USAGE.
+Disjoint sets of realistic chat lines (product talk and chatter, unique so that the
+embedder's cache never helps), in alternating rounds: raw batched `embed` at batch 64, the
+whole pipeline (`observe`-style submit → queue → embed → profile writes in Redis pipelines)
+with a queue big enough, and the same with a queue of 10% that spills to the Redis stream.
+Memory: synthetic profiles of the shape the writer stores (384-d vector, affinities, recent
+lines), measured with INFO and MEMORY USAGE.
 """
 
 from __future__ import annotations
@@ -154,23 +155,39 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await KnowledgeStore(store, lm).import_catalog(MERCHANT, products)
         names = sorted({f"c:{p.category}" for p in products}
                        | {f"t:{t}" for p in products for t in p.tags})
-        n = args.messages
+        n = args.messages // args.rounds
         await raw_rate(lm, chat_lines(128, seed=9))  # warm-up
-        raw_a = await raw_rate(lm, chat_lines(n, seed=1))
-        pipe = await pipeline_rate(store, lm, chat_lines(n, seed=2), members=n // 10,
-                                   maxsize=n + 1)
-        raw_b = await raw_rate(lm, chat_lines(n, seed=3))
-        spill = await pipeline_rate(store, lm, chat_lines(n, seed=4), members=n // 10,
-                                    maxsize=max(1, n // 10))
-        raw = (raw_a + raw_b) / 2
+        # Short alternating rounds, so that load from other processes on a shared machine
+        # hits both sides alike; medians are reported.
+        raws: list[float] = []
+        pipes: list[dict[str, float]] = []
+        spills: list[dict[str, float]] = []
+        for round_no in range(args.rounds):
+            seed = 10 * (round_no + 1)
+            raws.append(await raw_rate(lm, chat_lines(n, seed=seed)))
+            pipes.append(await pipeline_rate(store, lm, chat_lines(n, seed=seed + 1),
+                                             members=max(1, n // 10), maxsize=n + 1))
+            spills.append(await pipeline_rate(store, lm, chat_lines(n, seed=seed + 2),
+                                              members=max(1, n // 10),
+                                              maxsize=max(1, n // 10)))
+        raw = statistics.median(raws)
+        pipe = {"rate": statistics.median(p["rate"] for p in pipes),
+                "submit_us_mean": statistics.fmean(p["submit_us_mean"] for p in pipes),
+                "submit_us_max": max(p["submit_us_max"] for p in pipes)}
+        spill = {"rate": statistics.median(p["rate"] for p in spills),
+                 "spilled": sum(p["spilled"] for p in spills)}
+        ratios = [p["rate"] / r for p, r in zip(pipes, raws, strict=True)]
         memory = await memory_per_profiles(store, args.profiles, names)
         await store.redis.flushdb()
     finally:
         await lm.stop()
         await store.stop()
-    return {"messages": n, "batch": BATCH, "raw_embed_per_s": raw,
-            "raw_runs_per_s": [raw_a, raw_b], "pipeline_per_s": pipe["rate"],
-            "pipeline_vs_raw": pipe["rate"] / raw, "submit_us_mean": pipe["submit_us_mean"],
+    return {"messages": n * args.rounds, "rounds": args.rounds, "batch": BATCH,
+            "raw_embed_per_s": raw, "raw_rounds_per_s": raws, "pipeline_per_s": pipe["rate"],
+            "pipeline_rounds_per_s": [p["rate"] for p in pipes],
+            "pipeline_vs_raw": pipe["rate"] / raw,
+            "pipeline_vs_raw_median_of_rounds": statistics.median(ratios),
+            "submit_us_mean": pipe["submit_us_mean"],
             "submit_us_max": pipe["submit_us_max"],
             "spill_pipeline_per_s": spill["rate"], "spilled": spill["spilled"],
             "spill_vs_raw": spill["rate"] / raw, "memory": memory}
@@ -179,9 +196,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 def table(result: dict[str, Any]) -> str:
     mem = result["memory"]
     rows = [
-        ("raw embed, batch 64 (mean of 2 runs)", f"{result['raw_embed_per_s']:.0f} msg/s"),
+        (f"raw embed, batch 64 (median of {result['rounds']} rounds)",
+         f"{result['raw_embed_per_s']:.0f} msg/s"),
         ("observe → profile (queue, embed, Redis)", f"{result['pipeline_per_s']:.0f} msg/s"),
-        ("  pipeline / raw", f"{result['pipeline_vs_raw']:.1%}  (goal ≥ 90%)"),
+        ("  pipeline / raw", f"{result['pipeline_vs_raw']:.1%} (per-round median "
+                             f"{result['pipeline_vs_raw_median_of_rounds']:.1%}; goal ≥ 90%)"),
         ("  submit time per message", f"{result['submit_us_mean']:.0f} µs mean, "
                                       f"{result['submit_us_max']:.0f} µs max"),
         ("same, queue of 10% spilling to a stream",
@@ -200,12 +219,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--quick", action="store_true", help="600 messages, 10k profiles")
     parser.add_argument("--redis-url", help="default: an embedded Redis in a temp folder")
     parser.add_argument("--json", action="store_true")
     options = parser.parse_args()
     if options.quick:
-        options.messages, options.profiles = 600, 10_000
+        options.messages, options.profiles, options.rounds = 600, 10_000, 2
     outcome = asyncio.run(main(options))
     print(json.dumps(outcome, indent=2) if options.json else table(outcome))
