@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ from bot.campaigns.models import Campaign, split_campaign_id
 from bot.campaigns.repository import CampaignRepo
 from bot.campaigns.runner import FINAL, CampaignRunner, RunResult, run_id_for
 from bot.campaigns.schedule import next_run_after
-from bot.storage.keys import merchants, scheduler_jobs, scheduler_run_times
+from bot.storage.keys import Keys, merchants, scheduler_jobs, scheduler_run_times
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +81,10 @@ class CampaignScheduler:
 
     def __init__(self, redis_url: str, repo: CampaignRepo, runner: CampaignRunner, *,
                  misfire_grace_s: int = 300, coalesce: bool = True, poll_s: float = 5.0,
-                 store_namespace: str = "") -> None:
+                 store_namespace: str = "", stall_check_s: float = 60.0) -> None:
         self.redis_url = redis_url
         self.store_namespace = store_namespace  # a separate job store on the same Redis
+        self.stall_check_s = stall_check_s  # how often to look for runs a dead process left
         self.repo = repo
         self.runner = runner
         self.misfire_grace_s = misfire_grace_s
@@ -105,6 +107,7 @@ class CampaignScheduler:
         scheduler.start()
         self.scheduler = scheduler
         await self.reconcile()
+        await self.resume_stalled()
         self._poll = asyncio.create_task(self._poll_loop())
 
     async def stop(self, drain_s: float = 30.0) -> None:
@@ -174,6 +177,27 @@ class CampaignScheduler:
                         continue
                 await self.schedule_next(campaign, start)
 
+    async def resume_stalled(self) -> int:
+        """Fire again the runs a dead process left half done (still `running`, lock expired):
+        their delivery records make the new attempt post only what is missing."""
+        resumed = 0
+        jobs = {job.id for job in self._require().get_jobs()}
+        for merchant in sorted(str(m) for m in await self.repo.redis.smembers(merchants())):
+            keys = Keys(merchant)
+            for campaign in await self.repo.all(merchant):
+                for run_id, info in await self.repo.recent_runs(merchant, campaign.name, 5):
+                    if info.get("status") != "running" or f"{campaign.id}@{run_id}" in jobs:
+                        continue
+                    if await self.repo.redis.exists(keys.campaign_lock(campaign.name, run_id)):
+                        continue  # its process is alive and still working on it
+                    log.warning("resuming run %s of %s, left unfinished", run_id, campaign.id)
+                    self._require().add_job(
+                        JOB_FUNC, trigger="date", run_date=datetime.now(UTC),
+                        args=[campaign.id, run_id], id=f"{campaign.id}@{run_id}",
+                        name=f"campaign {campaign.id} (resumed)", replace_existing=True)
+                    resumed += 1
+        return resumed
+
     # Firing ----------------------------------------------------------------------------
     async def fire(self, campaign_id: str, scheduled_for: str) -> RunResult:
         task = asyncio.current_task()
@@ -215,10 +239,18 @@ class CampaignScheduler:
             await self.schedule_next(campaign)
 
     async def _poll_loop(self) -> None:
+        last_check = time.monotonic()
         while True:
             await asyncio.sleep(self.poll_s)
-            if self.scheduler is not None:
-                self.scheduler.wakeup()
+            if self.scheduler is None:
+                continue
+            self.scheduler.wakeup()
+            if time.monotonic() - last_check >= self.stall_check_s:
+                last_check = time.monotonic()
+                try:
+                    await self.resume_stalled()
+                except Exception:  # Redis away for a moment: try again next round
+                    log.exception("could not look for unfinished campaign runs")
 
     def _require(self) -> AsyncIOScheduler:
         if self.scheduler is None:

@@ -153,3 +153,31 @@ async def test_start_gives_a_campaign_that_lost_its_job_its_next_run(make_featur
         "2030-01-01T09:00:00+00:00")]
     assert process.scheduler.pending("default/recorded") == [datetime.fromisoformat(due)]
     assert process.scheduler.pending("default/resting") == []
+
+
+async def test_a_run_a_dead_process_left_half_done_is_finished_by_another(
+        make_feature: Build) -> None:
+    from tests.campaigns.conftest import SimulatedCrash
+    from tests.campaigns.test_runner import RUN
+
+    crashing = RecordingAdapter(Platform.DISCORD, crash_after=2)
+    dead = await make_feature([crashing], start=False)
+    campaign = await add_campaign(dead, targets="discord:c0,discord:c1,discord:c2,discord:c3")
+    try:
+        await dead.runner.run(campaign.id, RUN)
+    except SimulatedCrash:
+        pass
+    # Another campaign's run is "running" under a live lock: a live process owns it.
+    busy = await add_campaign(dead, "busy", targets="discord:c9")
+    await dead.repo.record_run("default", "busy", RUN, 0.0, status="running")
+    lock = dead.core.store.keys("default").campaign_lock("busy", RUN)
+    await dead.core.store.redis.set(lock, "a-live-process", px=60_000)
+
+    healthy = RecordingAdapter(Platform.DISCORD)
+    alive = await make_feature([healthy])  # its start looks for unfinished runs
+    await wait_until(lambda: len(healthy.sent) >= 2, 6)
+    await asyncio.sleep(0.5)
+    assert sorted(o.destination.channel_id for o in healthy.sent) == ["c2", "c3"]
+    assert (await alive.repo.run_info("default", "spring", RUN))["status"] == "done"
+    assert (await alive.repo.run_info("default", "busy", RUN))["status"] == "running"
+    assert busy.id not in {r[0] for r in alive.scheduler.results}
