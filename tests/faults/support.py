@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from adapters.console import ConsoleAdapter
 from bot.commands.builtin import BuiltinCommands
-from bot.commands.registry import CommandRegistry, CommandSpec
+from bot.commands.registry import Arg, ArgKind, CommandContext, CommandRegistry, CommandSpec
 from bot.events import Inbound, Outbound, Privilege
 from bot.ops.metrics import METRICS
 from bot.router import Router
@@ -17,6 +18,16 @@ from bot.tenancy import Tenancy
 
 STORAGE_DOWN = "I can't reach my memory right now"
 GENERIC_ERROR = "something went wrong on my side"
+
+
+async def _say(ctx: CommandContext) -> str:
+    await asyncio.sleep(float(ctx.args.get("pause") or 0))  # time for a fault to land mid-way
+    return f"said {ctx.args['n']}"
+
+
+SAY = CommandSpec("say", "Answer with the number given (after `pause` seconds).", _say,
+                  args=(Arg("n", ArgKind.INT), Arg("pause", ArgKind.FLOAT, required=False)))
+"""A command whose answers are easy to count: `/say 7 0.5` answers "said 7" after 0.5 s."""
 
 
 class CommandPipeline:

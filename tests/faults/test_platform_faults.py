@@ -12,21 +12,11 @@ import pytest
 
 from adapters.discord import DiscordAdapter
 from adapters.telegram import TelegramAdapter
-from bot.commands.registry import Arg, ArgKind, CommandContext, CommandSpec
-from tests.faults.support import CommandPipeline
+from tests.faults.support import SAY, CommandPipeline
 from tests.standins.discord_api import DiscordStandIn
 from tests.standins.telegram_api import TelegramStandIn
 
 GROUPS = (-1001, -1002, -1003, -1004)
-
-
-async def _say(ctx: CommandContext) -> str:
-    await asyncio.sleep(float(ctx.args.get("pause") or 0))  # time for a fault to land mid-way
-    return f"said {ctx.args['n']}"
-
-
-SAY = CommandSpec("say", "Answer with the number given.", _say,
-                  args=(Arg("n", ArgKind.INT), Arg("pause", ArgKind.FLOAT, required=False)))
 
 
 @pytest.fixture

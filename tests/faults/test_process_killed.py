@@ -1,5 +1,6 @@
-"""The bot process SIGKILLed in the middle of a campaign run: the next process finishes the
-run, and every channel gets the post exactly once."""
+"""The bot process SIGKILLed in the middle of a campaign run and of a conversation: the next
+process finishes the work, and every channel gets the post, and every message its answer,
+exactly once."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from bot.campaigns.models import Campaign, ScheduleSpec, parse_targets
 from bot.campaigns.repository import CampaignRepo
 from bot.storage.store import Store
 from tests.standins.discord_api import DiscordStandIn, snowflake
+from tests.standins.telegram_api import TelegramStandIn
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "2026-05-01T09:00:00+00:00"
@@ -94,3 +96,44 @@ async def test_killed_mid_campaign_the_restart_posts_each_target_once(
     # sent again with the same nonce (so Discord returned the first message, no second post).
     resumed = int(str(result["resumed"]))
     assert at_kill - 1 <= resumed <= at_kill
+
+
+async def _bot_process(tg: TelegramStandIn, redis_url: str) -> asyncio.subprocess.Process:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.faults.telegram_process", "--redis", redis_url,
+        "--api", tg.base_url, "--token", tg.token, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    assert (await asyncio.wait_for(proc.stdout.readline(), 60)).strip() == b"ready"
+    return proc
+
+
+async def test_killed_mid_conversation_every_message_is_answered_once_after_restart(
+        redis_url: str, redis_client: aioredis.Redis) -> None:
+    tg = TelegramStandIn()
+    await tg.start()
+    groups = (-3001, -3002, -3003, -3004)
+
+    def answers() -> Counter[str]:
+        return Counter(s.text for s in tg.sent if s.method == "sendMessage")
+
+    try:
+        first = await _bot_process(tg, redis_url)
+        for n in range(16):  # four per chat; each answer takes 0.6 s, in order per chat
+            tg.message(groups[n % 4], 700 + n, f"/say {n} 0.6")
+        await tg.wait_for(lambda: sum(answers().values()) >= 1, timeout=30)
+        await asyncio.sleep(0.3)  # between answers: the next four are being worked on
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+        at_kill = sum(answers().values())
+        assert 0 < at_kill < 16, "the kill did not land mid-conversation"
+
+        second = await _bot_process(tg, redis_url)
+        await tg.wait_for(lambda: sum(answers().values()) >= 16, timeout=60)
+        await asyncio.sleep(1.0)  # room for a duplicate to show up, if there were one
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), 30) == 0  # a graceful stop, in time
+        assert answers() == Counter(f"said {n}" for n in range(16))
+    finally:
+        await tg.stop()
