@@ -51,11 +51,16 @@ class ProfileWriter:
 
     async def keep(self, items: list[IngestItem]) -> list[IngestItem]:
         """Drop messages of opted-out members before they are embedded."""
-        members = sorted({(i.merchant, i.member) for i in items})
+        by_merchant: dict[str, list[str]] = defaultdict(list)
+        for merchant, member in sorted({(i.merchant, i.member) for i in items}):
+            by_merchant[merchant].append(member)
         pipe = self.store.redis.pipeline(transaction=False)
-        for merchant, member in members:
-            pipe.sismember(self.store.keys(merchant).opted_out(), member)
-        out = {m for m, flag in zip(members, await pipe.execute(), strict=True) if flag}
+        for merchant, members in by_merchant.items():
+            pipe.smismember(self.store.keys(merchant).opted_out(), members)
+        out = {(merchant, member)
+               for (merchant, members), flags in zip(by_merchant.items(), await pipe.execute(),
+                                                     strict=True)
+               for member, flag in zip(members, flags, strict=True) if flag}
         return [i for i in items if (i.merchant, i.member) not in out]
 
     async def write(self, items: list[IngestItem], vectors: list[list[float]]) -> None:
@@ -78,6 +83,7 @@ class ProfileWriter:
             opted_out = {m for m, flag in zip(members, flags, strict=True) if flag}
             profiles = {m: Profile.from_hash(m, data)
                         for m, data in zip(members, stored, strict=True)}
+            before = {m: p.last_seen for m, p in profiles.items()}
             catalog = await self.catalog.get(merchant)
             touched: set[str] = set()
             shown: list[tuple[list[str], float]] = []
@@ -89,7 +95,7 @@ class ProfileWriter:
                 if signals:
                     shown.append(([n.split(":", 1)[1] for n, v in signals.items()
                                    if v >= _REPORTED], item.ts))
-            await self._save(merchant, [profiles[m] for m in sorted(touched)])
+            await self._save(merchant, [profiles[m] for m in sorted(touched)], before)
             await self._report(merchant, shown)
 
     async def _report(self, merchant: str, shown: list[tuple[list[str], float]]) -> None:
@@ -125,21 +131,30 @@ class ProfileWriter:
                 profile.bought.add(sku)
         return signals
 
-    async def _save(self, merchant: str, profiles: list[Profile]) -> None:
+    async def _save(self, merchant: str, profiles: list[Profile],
+                    seen_before: dict[str, float]) -> None:
+        """One pipeline: the hashes, their expiry, the index and the stale-summary set."""
         if not profiles:
             return
         keys = self.store.keys(merchant)
         now = time.time()
         pipe = self.store.redis.pipeline(transaction=False)
+        dirty: dict[str, float] = {}
         for profile in profiles:
             key = keys.profile(profile.member)
             pipe.hset(key, mapping=profile.to_hash())
             # Retention: idle profiles expire by themselves, counted from the last message.
-            ttl = int(profile.last_seen + self.retention_s - now)
-            pipe.expire(key, max(ttl, 60))
-            pipe.zadd(keys.profile_index(), {profile.member: profile.last_seen})
+            # HSET keeps a key's expiry, so it is only moved when the day of the last message
+            # changes (retention is counted in days): most batches send no EXPIRE at all.
+            old = seen_before.get(profile.member, 0.0)
+            if not old or int(old // DAY_S) != int(profile.last_seen // DAY_S):
+                ttl = int(profile.last_seen + self.retention_s - now)
+                pipe.expire(key, max(ttl, 60))
             if profile.needs_summary(self.summary_every):
-                pipe.zadd(keys.profile_dirty(), {profile.member: now}, nx=True)
+                dirty[profile.member] = now
+        pipe.zadd(keys.profile_index(), {p.member: p.last_seen for p in profiles})
+        if dirty:
+            pipe.zadd(keys.profile_dirty(), dirty, nx=True)
         await pipe.execute()
 
 
