@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ from lm_service.scheduler import Scheduler, Sink, Ticket, choose_victim
 
 log = logging.getLogger(__name__)
 
+_MIN_PREFIX = 16  # shorter shared prefixes are not worth a copy
 EmbedCallback = Callable[[list[list[float]] | BaseException], None]
 
 
@@ -50,6 +51,7 @@ class EngineConfig:
     generator: bool = True
     embedder: bool = True
     preempt: bool = True
+    prefix_cache_tokens: int = 4096  # shared prompt prefixes kept (about 23 KB a token)
     ignore_eos: bool = False  # benchmarks only: every answer runs to max_new_tokens
 
     def __post_init__(self) -> None:
@@ -57,14 +59,15 @@ class EngineConfig:
 
 
 class _Seq:
-    """A running request: its prompt, the tokens chosen so far, where its cache ends."""
+    """A request's generation: its prompt, the tokens chosen so far, where its cache ends."""
 
-    def __init__(self, ticket: Ticket, prompt: list[int], sampler: Any, tracker: Any) -> None:
+    def __init__(self, ticket: Ticket, prompt: list[int], prefix: int) -> None:
         self.ticket = ticket
         self.prompt = prompt
+        self.prefix = prefix  # leading prompt tokens shared with other requests (cached)
+        self.sampler: Any = None
+        self.tracker: Any = None
         self.tokens: list[int] = []
-        self.sampler = sampler
-        self.tracker = tracker
         self.position = 0  # cached positions; the next token is written here
         self.next_token = 0
         self.first_token_at: float | None = None
@@ -78,6 +81,7 @@ class Engine:
         self.config = config
         self.scheduler = Scheduler(config.max_queue)
         self.running: list[_Seq] = []
+        self._prefixes: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self._embeds: deque[tuple[list[str], EmbedCallback]] = deque()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -140,7 +144,7 @@ class Engine:
         timeout = request.deadline_s if request.deadline_s is not None else self.config.timeout_s
         ticket = Ticket(request=request, sink=sink, deadline=time.monotonic() + timeout)
         ticket.cost = min(len(prompt) + request.max_new_tokens, limit)
-        ticket.state = prompt
+        ticket.state = _Seq(ticket, prompt, self._prefix_length(request, prompt))
         return self.scheduler.submit(ticket)
 
     def embed(self, texts: list[str], done: EmbedCallback) -> None:
@@ -163,6 +167,23 @@ class Engine:
             return list(ids)
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"
         return list(self.tokenizer(text)["input_ids"])
+
+    def _prefix_length(self, request: GenerationRequest, prompt: list[int]) -> int:
+        """How many leading prompt tokens are the first message alone (the system prompt that
+        many requests share): those are prefilled once and copied. 0 when not applicable."""
+        if (len(request.messages) < 2 or not hasattr(self.runner, "load_prefix")
+                or not getattr(self.tokenizer, "chat_template", None)):
+            return 0
+        first = request.messages[0]
+        head = self.tokenizer.apply_chat_template(
+            [{"role": first.role, "content": first.content}], tokenize=True
+        )
+        if hasattr(head, "keys"):
+            head = head["input_ids"]
+        size = len(head)
+        if _MIN_PREFIX <= size < len(prompt) and prompt[:size] == list(head):
+            return size
+        return 0
 
     # -- the thread ------------------------------------------------------------------------
 
@@ -302,7 +323,7 @@ class Engine:
 
         def fits(ticket: Ticket) -> bool:
             nonlocal length, rows, tokens
-            prompt = _prefill_ids(ticket)
+            prompt = _prefill_ids(ticket.state)
             new_length = max(length, ticket.cost)
             size = _round(rows + 1, 8) * _round(new_length, 128) * per_token
             first = rows == 0
@@ -318,21 +339,17 @@ class Engine:
     def _prefill(self, tickets: list[Ticket]) -> None:
         from lm_service.sampling import Sampler, TextTracker, pick_tokens
 
-        seqs: list[_Seq] = []
-        prompts: list[list[int]] = []
-        for ticket in tickets:
-            if isinstance(ticket.state, _Seq):  # resuming after preemption
-                seq = ticket.state
-            else:
-                request = ticket.request
-                tracker = None
-                if request.stop or ticket.sink.wants_deltas:
-                    tracker = TextTracker(self.tokenizer, request.stop)
-                seq = _Seq(ticket, ticket.state, Sampler(request), tracker)
-            prompts.append(_prefill_ids(ticket))
-            seqs.append(seq)
+        seqs: list[_Seq] = [ticket.state for ticket in tickets]
+        for seq in seqs:
+            if seq.sampler is None:
+                request = seq.ticket.request
+                seq.sampler = Sampler(request)
+                if request.stop or seq.ticket.sink.wants_deltas:
+                    seq.tracker = TextTracker(self.tokenizer, request.stop)
+        prompts = [_prefill_ids(seq) for seq in seqs]
         first_row = len(self.running)
-        logits = self.runner.prefill(first_row, prompts)
+        cached = self._load_prefixes(first_row, seqs, prompts)
+        logits = self.runner.prefill(first_row, prompts, cached)
         fresh = [i for i, seq in enumerate(seqs) if not seq.tokens]
         chosen = pick_tokens(logits[fresh], [seqs[i].sampler for i in fresh]) if fresh else []
         for i, seq in enumerate(seqs):
@@ -341,6 +358,33 @@ class Engine:
         for i, token in zip(fresh, chosen, strict=True):
             self._accept(seqs[i], token)
         self._retire()
+
+    def _load_prefixes(self, first_row: int, seqs: list[_Seq], prompts: list[list[int]]
+                       ) -> list[int] | None:
+        """Copy shared prefixes into the new rows (computing the missing ones first, alone,
+        in spare rows, so a prefix's cache never depends on what it was batched with)."""
+        if not any(seq.prefix for seq in seqs):
+            return None
+        store = self._prefixes
+        missing: dict[tuple[int, ...], None] = {}
+        for seq in seqs:
+            key = tuple(seq.prompt[: seq.prefix])
+            if seq.prefix and key not in store:
+                missing[key] = None
+        spare = first_row + len(seqs)
+        self.runner.reserve(spare + len(missing), max(len(p) for p in prompts))
+        if missing:
+            self.runner.prefill(spare, [list(key) for key in missing])
+            for i, key in enumerate(missing):
+                store[key] = self.runner.save_prefix(spare + i, len(key))
+        for j, seq in enumerate(seqs):
+            if seq.prefix:
+                key = tuple(seq.prompt[: seq.prefix])
+                self.runner.load_prefix(first_row + j, store[key])
+                store.move_to_end(key)
+        while sum(len(key) for key in store) > self.config.prefix_cache_tokens and len(store) > 1:
+            store.popitem(last=False)
+        return [seq.prefix for seq in seqs]
 
     def _step(self) -> None:
         from lm_service.sampling import pick_tokens
@@ -437,11 +481,10 @@ class Engine:
         self.scheduler.requeue(seq.ticket)
 
 
-def _prefill_ids(ticket: Ticket) -> list[int]:
-    state = ticket.state
-    if isinstance(state, _Seq):  # resumed: everything cached before, minus the pending token
-        return state.prompt + state.tokens[:-1]
-    return list(state)
+def _prefill_ids(seq: _Seq) -> list[int]:
+    """What to prefill: the prompt, and when resuming after preemption everything cached
+    before minus the token still to be fed."""
+    return seq.prompt + seq.tokens[:-1] if seq.tokens else seq.prompt
 
 
 def _round(value: int, step: int) -> int:

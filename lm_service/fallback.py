@@ -51,7 +51,8 @@ class RowByRow:
         self.caches[src] = None
 
     @torch.inference_mode()
-    def prefill(self, first_row: int, prompts: list[list[int]]) -> Tensor:
+    def prefill(self, first_row: int, prompts: list[list[int]],
+                cached: list[int] | None = None) -> Tensor:
         self.reserve(first_row + len(prompts), 0)
         rows = []
         for i, prompt in enumerate(prompts):

@@ -26,12 +26,20 @@ SUPPORTED_TYPES = frozenset({"llama", "mistral", "qwen2"})
 
 
 class Linear:
-    """y = x·Wᵀ (+ b); on CPU in bfloat16 the weight is prepacked for oneDNN once."""
+    """y = x·Wᵀ (+ b); on CPU in bfloat16 the weight is prepacked for oneDNN once.
+
+    For a long reduction (in_features > 1024) oneDNN picks a different kernel for one row and
+    for more than ~22 rows, which changes the last bits of a row now and then: such layers are
+    called in chunks of 2..`CHUNK` rows, so that every row's result is the same in any batch.
+    """
+
+    CHUNK = 16
 
     def __init__(self, weight: Tensor, bias: Tensor | None, packed: bool) -> None:
         self.out_features = weight.shape[0]
         self.bias = bias
         self.packed = packed
+        self.chunked = packed and weight.shape[1] > 1024
         self.weight = (
             torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), 16)
             if packed
@@ -40,27 +48,40 @@ class Linear:
 
     def __call__(self, x: Tensor, silu: bool = False) -> Tensor:
         if self.packed:
-            return torch.ops.mkldnn._linear_pointwise(  # type: ignore[no-any-return]
-                x, self.weight, self.bias, "swish" if silu else "none", [], ""
-            )
+            attr = "swish" if silu else "none"
+            return self._rows(lambda part, _: torch.ops.mkldnn._linear_pointwise(
+                part, self.weight, self.bias, attr, [], ""), x, None)
         y = F.linear(x, self.weight, self.bias)
         return F.silu(y) if silu else y
 
     def times(self, x: Tensor, other: Tensor) -> Tensor:
         """(x·Wᵀ) * other."""
         if self.packed:
-            return torch.ops.mkldnn._linear_pointwise.binary(  # type: ignore[no-any-return]
-                x, other, self.weight, self.bias, "mul"
-            )
+            return self._rows(lambda part, rest: torch.ops.mkldnn._linear_pointwise.binary(
+                part, rest, self.weight, self.bias, "mul"), x, other)
         return F.linear(x, self.weight, self.bias) * other
 
     def plus(self, x: Tensor, other: Tensor) -> Tensor:
         """(x·Wᵀ) + other."""
         if self.packed:
-            return torch.ops.mkldnn._linear_pointwise.binary(  # type: ignore[no-any-return]
-                x, other, self.weight, self.bias, "add"
-            )
+            return self._rows(lambda part, rest: torch.ops.mkldnn._linear_pointwise.binary(
+                part, rest, self.weight, self.bias, "add"), x, other)
         return F.linear(x, self.weight, self.bias) + other
+
+    def _rows(self, op: Any, x: Tensor, other: Tensor | None) -> Tensor:
+        if not self.chunked:
+            return op(x, other)  # type: ignore[no-any-return]
+        parts = []
+        for i in range(0, x.shape[0], self.CHUNK):
+            part = x[i : i + self.CHUNK]
+            rest = None if other is None else other[i : i + self.CHUNK]
+            if part.shape[0] == 1:  # one row takes another kernel: compute it as two
+                part = part.expand(2, -1)
+                rest = None if rest is None else rest.expand(2, -1)
+                parts.append(op(part, rest)[:1])
+            else:
+                parts.append(op(part, rest))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def _rotated(weight: Tensor, heads: int, head_dim: int) -> Tensor:
@@ -268,23 +289,34 @@ class FastLlama:
     # -- the model ---------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def prefill(self, first_row: int, prompts: list[list[int]]) -> Tensor:
-        """Run whole prompts into rows first_row, first_row+1, ...; return last-token logits."""
+    def prefill(self, first_row: int, prompts: list[list[int]],
+                cached: list[int] | None = None) -> Tensor:
+        """Run prompts into rows first_row, first_row+1, ...; return last-token logits.
+
+        `cached[j]` positions of prompt j are already in its row (a shared prefix loaded with
+        `load_prefix`); only the rest is computed.
+        """
         dev = self.device
+        done = cached or [0] * len(prompts)
         lengths = [len(p) for p in prompts]
+        fresh = [n - c for n, c in zip(lengths, done, strict=True)]
         count, longest = len(prompts), max(lengths)
         self.reserve(first_row + count, longest)
-        tokens = torch.tensor([t for p in prompts for t in p], device=dev)
-        positions = torch.cat([torch.arange(n, device=dev) for n in lengths])
-        rows = torch.cat(
-            [torch.full((n,), i, device=dev) for i, n in enumerate(lengths)]
-        )
+        tokens = torch.tensor([t for p, c in zip(prompts, done, strict=True) for t in p[c:]],
+                              device=dev)
+        positions = torch.cat([torch.arange(c, n, device=dev)
+                               for n, c in zip(lengths, done, strict=True)])
+        rows = torch.cat([torch.full((n,), i, device=dev) for i, n in enumerate(fresh)])
         cos = self.cos[positions].unsqueeze(1)
         sin = self.sin[positions].unsqueeze(1)
+        masks = [None if c == 0 else
+                 torch.arange(n, device=dev)[None, :]
+                 <= torch.arange(c, n, device=dev)[:, None]
+                 for n, c in zip(lengths, done, strict=True)]
         x = self.embed[tokens]
         hd, nh, nkv = self.head_dim, self.heads, self.kv_heads
         starts = [0]
-        for n in lengths:
+        for n in fresh:
             starts.append(starts[-1] + n)
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(x, (self.hidden,), layer.norm1, self.eps)
@@ -299,7 +331,8 @@ class FastLlama:
             parts = [
                 F.scaled_dot_product_attention(
                     q[None, :, starts[j] : starts[j + 1]], kc[j : j + 1, :, :n],
-                    vc[j : j + 1, :, :n], is_causal=True, scale=self.scale, enable_gqa=True,
+                    vc[j : j + 1, :, :n], attn_mask=masks[j], is_causal=masks[j] is None,
+                    scale=self.scale, enable_gqa=True,
                 )[0]
                 for j, n in enumerate(lengths)
             ]
@@ -307,9 +340,23 @@ class FastLlama:
             x = layer.o.plus(attn, x)
             h = F.rms_norm(x, (self.hidden,), layer.norm2, self.eps)
             x = layer.down.plus(layer.up.times(h, layer.gate(h, silu=True)), x)
-        last = torch.tensor(lengths, device=dev).cumsum(0) - 1
+        last = torch.tensor(fresh, device=dev).cumsum(0) - 1
         h = F.rms_norm(x[last], (self.hidden,), self.norm, self.eps)
         return self.lm_head(h)
+
+    @torch.inference_mode()
+    def save_prefix(self, row: int, length: int) -> Any:
+        """A copy of the first `length` cached positions of `row` (a shared prompt prefix)."""
+        return [(k[row, :, :length].clone(), v[row, :, :length].clone())
+                for k, v in zip(self.k_cache, self.v_cache, strict=True)]
+
+    @torch.inference_mode()
+    def load_prefix(self, row: int, prefix: Any) -> None:
+        """Put a saved prefix at the start of `row` (the cache must hold the row)."""
+        for (k, v), kc, vc in zip(prefix, self.k_cache, self.v_cache, strict=True):
+            length = k.shape[1]
+            kc[row, :, :length] = k
+            vc[row, :, :length] = v
 
     @torch.inference_mode()
     def decode(self, tokens: list[int], positions: list[int]) -> Tensor:
@@ -320,7 +367,10 @@ class FastLlama:
         self.reserve(n, span)
         tok = torch.tensor(tokens, device=dev)
         pos = torch.tensor(positions, device=dev)
-        rows = torch.arange(n, device=dev)
+        # Where each row's new key/value goes in a layer's cache seen as [rows*heads*len, dim].
+        slots = ((torch.arange(n, device=dev)[:, None] * self.kv_heads
+                  + torch.arange(self.kv_heads, device=dev)[None, :]) * self.len_cap + pos[:, None])
+        slots = slots.reshape(-1)
         cos = self.cos[pos].unsqueeze(1)
         sin = self.sin[pos].unsqueeze(1)
         mask = torch.zeros(n, 1, 1, span, device=dev)
@@ -334,8 +384,8 @@ class FastLlama:
             a, b, v = layer.qkv(h).split(self._split, dim=-1)
             qk = torch.addcmul(a.view(n, nh + nkv, hd) * cos, b.view(n, nh + nkv, hd), sin)
             kc, vc = self.k_cache[i], self.v_cache[i]
-            kc[rows, :, pos] = qk[:, nh:]
-            vc[rows, :, pos] = v.view(n, nkv, hd)
+            kc.view(-1, hd).index_copy_(0, slots, qk[:, nh:].reshape(-1, hd))
+            vc.view(-1, hd).index_copy_(0, slots, v.reshape(-1, hd))
             q = qk[:, :nh].reshape(n, nkv, group, hd)
             keys = kc[:n, :, :span].contiguous()
             scores = torch.matmul(q, keys.transpose(-1, -2))

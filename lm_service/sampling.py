@@ -40,7 +40,8 @@ class Sampler:
 
 def pick_tokens(logits: Tensor, samplers: list[Sampler]) -> list[int]:
     """The next token of every row: one argmax for all greedy rows, sampling for the rest."""
-    tokens: list[int] = logits.argmax(dim=-1).tolist()
+    # argmax over float32: several times faster on CPU than over bfloat16, same answer.
+    tokens: list[int] = logits.float().argmax(dim=-1).tolist()
     for i, sampler in enumerate(samplers):
         if not sampler.greedy:
             tokens[i] = sampler.sample(logits[i])

@@ -27,20 +27,39 @@ QUESTIONS = [
 ]
 
 
-def ask(text: str, tokens: int = 24, **extra: Any) -> GenerationRequest:
-    return GenerationRequest(messages=(ChatMessage("user", text),), max_new_tokens=tokens, **extra)
+SYSTEM = ("You are the assistant of Trailhead Outfitters, a shop for tents, sleeping bags and "
+          "boots. Answer briefly and kindly.")
+
+
+def ask(text: str, tokens: int = 24, system: str | None = None, **extra: Any
+        ) -> GenerationRequest:
+    messages = (ChatMessage("user", text),)
+    if system:
+        messages = (ChatMessage("system", system), *messages)
+    return GenerationRequest(messages=messages, max_new_tokens=tokens, **extra)
 
 
 async def test_batched_greedy_equals_one_at_a_time(lm: InProcessLMClient) -> None:
-    alone = [(await lm.generate(ask(q))).text for q in QUESTIONS]
-    together = await asyncio.gather(*(lm.generate(ask(q)) for q in QUESTIONS))
+    # Some with a shared system prompt (its cache is computed once and copied).
+    requests = [ask(q, system=SYSTEM if i % 2 else None) for i, q in enumerate(QUESTIONS)]
+    alone = [(await lm.generate(r)).text for r in requests]
+    together = await asyncio.gather(*(lm.generate(r) for r in requests))
     assert [r.text for r in together] == alone
 
     async def late(i: int) -> str:  # joining a batch that is already decoding
         await asyncio.sleep(0.15 * i)
-        return (await lm.generate(ask(QUESTIONS[i]))).text
+        return (await lm.generate(requests[i])).text
 
-    assert list(await asyncio.gather(*(late(i) for i in range(len(QUESTIONS))))) == alone
+    assert list(await asyncio.gather(*(late(i) for i in range(len(requests))))) == alone
+
+
+async def test_shared_system_prompt_is_prefilled_once(lm: InProcessLMClient) -> None:
+    system = SYSTEM + " Today is a sale day."
+    first = await lm.generate(ask(QUESTIONS[0], tokens=8, system=system))
+    prefixes = len(lm.engine._prefixes)
+    second = await lm.generate(ask(QUESTIONS[1], tokens=8, system=system))
+    assert len(lm.engine._prefixes) == prefixes  # the second reused the first's
+    assert first.text and second.text and first.prompt_tokens > 30
 
 
 async def test_generation_stops_at_the_end_token(lm: InProcessLMClient) -> None:
@@ -107,13 +126,14 @@ async def test_a_member_preempts_a_profile_summary(
     lm: InProcessLMClient, engine_config: Any
 ) -> None:
     engine_config.max_batch = 1
-    slow = asyncio.create_task(lm.generate(ask(QUESTIONS[4], tokens=60,
+    engine_config.ignore_eos = True  # the summary surely runs all its tokens
+    slow = asyncio.create_task(lm.generate(ask(QUESTIONS[4], tokens=150,
                                                priority=Priority.BACKGROUND)))
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.3)
     member = await lm.generate(ask("hi", tokens=6))
     assert not slow.done()  # the member did not wait for the summary to finish
     summary = await slow
-    assert summary.completion_tokens == 60 or summary.finish_reason == "stop"
+    assert summary.completion_tokens == 150  # resumed where it was, not lost
     assert member.latency_s < summary.latency_s
 
 
