@@ -32,6 +32,7 @@ _REFERS_BACK = re.compile(r"\b(it|its|it's|that|this|those|these|they|them|one|o
 MAX_PASSAGES = 3
 RELATED_WITHIN = 0.08  # a second source is cited only when nearly as relevant as the first
 PROMPT_TOKENS_ESTIMATE = 450
+FOLLOW_UP_WORDS = 6  # "is it in stock?", "what about the green one?"
 
 DONT_KNOW = ("I don't know that one yet — I've flagged your question for the team so they "
              "can answer it.")
@@ -132,18 +133,16 @@ class ReplyPipeline:
                       earlier: list[str]) -> SearchResult:
         """Search the question; a short follow-up that leans on the conversation ("is it in
         stock?", "how much is that one?") is searched together with the previous question
-        too, and the better-grounded reading wins."""
+        too. A new topic is never read as a follow-up, so an off-topic question after a good
+        one still gets "I don't know" rather than the previous answer again."""
         result = await self.retriever.search(merchant, question, limit=MAX_PASSAGES + 2)
-        top = result.hits[0].score if result.hits else 0.0
-        if not earlier or len(question.split()) > 10:
-            return result
-        refers_back = bool(_REFERS_BACK.search(question))
-        if top >= self.fusion.confident and not refers_back:
+        follow_up = (bool(earlier) and len(question.split()) <= FOLLOW_UP_WORDS
+                     and bool(_REFERS_BACK.search(question)))
+        if not follow_up:
             return result
         combined = await self.retriever.search(merchant, f"{earlier[-1]} {question}",
                                                limit=MAX_PASSAGES + 2)
-        if combined.hits and self.fusion.relevant(combined.hits[0]) and (
-                refers_back or combined.hits[0].score > top):
+        if combined.hits and self.fusion.relevant(combined.hits[0]):
             return combined
         return result
 

@@ -54,8 +54,13 @@ async def test_a_follow_up_uses_the_conversation(shop: Shop) -> None:
     async with shop() as (_, console):
         await console.say("tell me about the Featherline UL 1P Tent")
         [reply] = await console.say("is it in stock?")
+        [fresh] = await console.say("is it in stock?", user="bob")  # bob has no context
+        await console.say("do u ship to canada?")
+        [new_topic] = await console.say("whats the weather in paris")
     assert reply.citations and reply.citations[0].id == "TH-TENT-UL1"
     assert "out of stock" in reply.text
+    assert not fresh.citations or fresh.citations[0].id != "TH-TENT-UL1"
+    assert not new_topic.answered and not new_topic.citations
 
 
 async def test_prompt_injection_reveals_neither_prompt_nor_other_members(shop: Shop) -> None:
