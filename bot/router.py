@@ -7,12 +7,14 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Protocol
 
 from bot.commands.registry import CommandContext, CommandRegistry, CommandResult, CommandSpec
 from bot.errors import MissingPermission, ServiceBusy, StorageUnavailable, UserFacingError
 from bot.events import Inbound, Outbound, Privilege
 from bot.ops.metrics import MessageMeter
+from bot.safety.pii import redact
 from bot.storage.store import CONNECTION_ERRORS
 from bot.tenancy import Tenancy
 from lm_service.api import LMBusy, LMTimeout, LMUnavailable
@@ -126,6 +128,11 @@ class Router:
         return _normalise(result, inbound, spec.private)
 
     def _observe(self, inbound: Inbound, merchant: str) -> None:
+        if not self.observers:
+            return
+        # Observers store and embed what they see: they get the text with personal data
+        # (emails, phone and card numbers) already redacted, like the reply pipeline does.
+        inbound = replace(inbound, text=redact(inbound.text)[0])
         for observer in self.observers:
             task = asyncio.create_task(self._safe_observe(observer, inbound, merchant))
             self._background.add(task)
@@ -145,7 +152,6 @@ def _valid_unicode(inbound: Inbound) -> Inbound:
     they become U+FFFD here, once, instead of failing deep in a handler. Pairs are joined."""
     if inbound.text.isascii() and inbound.command is None:
         return inbound
-    from dataclasses import replace
 
     def fix(text: str) -> str:
         return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
@@ -175,8 +181,6 @@ def _normalise(result: CommandResult, inbound: Inbound, private: bool) -> list[O
 
 
 def _with_reply_to(out: Outbound, inbound: Inbound, private: bool) -> Outbound:
-    from dataclasses import replace
-
     return replace(out, reply_to=inbound.message_id, private=out.private or private)
 
 

@@ -81,8 +81,7 @@ async def test_personal_data_never_reaches_redis_or_the_model(
         shop: Shop, model: Recording, redis_url: str, redis_client: aioredis.Redis) -> None:
     secrets = ["ann.lee@gmail.com", "541-555-0199", "4111 1111 1111 1111"]
     async with shop() as (app, console):
-        # Observers (profiles) get the raw message from the router: outside this pipeline.
-        app.router.observers = []
+        assert app.router.observers  # profiles and analytics see the message too
         await console.say("I'm ann.lee@gmail.com, call 541-555-0199, card 4111 1111 1111 "
                           "1111 — where is my order?")
         memory = await redis_client.lrange(Keys("default").memory("console:ann",
