@@ -48,13 +48,17 @@ def build_features(core: Core) -> list[Feature]:
     """Every feature of the product, in start order. A feature that answers members is a
     `ConversationHandler`; one that learns from every message is a `MessageObserver`."""
     features: list[Feature] = [_Builtins(core)]
-    features += [KnowledgeFeature(core), ReplyPipeline(core)]  # /faq, /catalog; answers
+    replies = ReplyPipeline(core)
+    features += [KnowledgeFeature(core), replies]  # /faq, /catalog; answers
     features.append(OpsFeature(core))  # /healthz /readyz /metrics when metrics_port is set
     profiles = ProfilesFeature(core)  # learns interests; /recommend, /mydata, /forgetme
     features.append(profiles)
     campaigns = CampaignFeature(core)  # /campaign, /post, /offers; scheduled runs
     features.append(campaigns)
-    features.append(GrowthFeature(core, campaigns))  # referrals, /link, /stats, digest job
+    growth = GrowthFeature(core, campaigns)  # referrals, /link, /stats, digest job
+    features.append(growth)
+    replies.answer_listeners.append(growth.record_answer)  # /stats: answered vs not, sources
+    campaigns.runner.delivery_listeners.append(growth.record_delivery)  # /stats: deliveries
     profiles.register_features(features)  # /forgetme reaches each feature's forget_member
     return features
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,9 @@ from bot.storage.keys import Keys
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
+
+DeliveryListener = Callable[[str, str], Awaitable[None]]
+"""`async listener(merchant, platform)`, told of each delivery that reached its target."""
 
 FINAL = ("done", "skipped", "failed", "missed")
 LARGE_FANOUT = 50  # deliveries from which moderators get a summary when a run finishes
@@ -58,6 +62,7 @@ class CampaignRunner:
         self.writer = writer
         self.policy = policy or RunPolicy()
         self.pacer = pacer or Pacer()
+        self.delivery_listeners: list[DeliveryListener] = []
 
     async def run(self, campaign_id: str, scheduled_for: str) -> RunResult:
         """Run `campaign_id` for its run scheduled at `scheduled_for` (ISO time)."""
@@ -201,8 +206,14 @@ class CampaignRunner:
             detail = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             return await self._record(campaign, run_id,
                                       Delivery(target_key, "failed", detail=str(detail)[:200]))
-        return await self._record(campaign, run_id,
-                                  Delivery(target_key, "sent", message_ids=list(ids)))
+        status = await self._record(campaign, run_id,
+                                    Delivery(target_key, "sent", message_ids=list(ids)))
+        for listener in self.delivery_listeners:
+            try:  # analytics must never fail a delivery that already happened
+                await listener(campaign.merchant, destination.platform.value)
+            except Exception:
+                log.exception("delivery listener failed for %s", campaign.id)
+        return status
 
     async def _record(self, campaign: Campaign, run_id: str, delivery: Delivery) -> str:
         delivery.at = time.time()

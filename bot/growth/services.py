@@ -62,7 +62,7 @@ class Growth:
             merchant, inbound.platform.value, member, person, inbound.sent_at)
         await self.referrals.note_message(merchant, member, inbound.sent_at)
         if first_today:
-            await self.record_interests(merchant, await self.profile_interests(merchant, person),
+            await self.count_interests(merchant, await self.profile_interests(merchant, person),
                                         inbound.sent_at)
 
     async def profile_interests(self, merchant: str, person: str) -> list[str]:
@@ -89,9 +89,11 @@ class Growth:
         await self.analytics.record_count(merchant, platform, "deliveries",
                                           time.time() if ts is None else ts, count)
 
-    async def record_interests(self, merchant: str, interests: Iterable[str],
-                               ts: float | None = None) -> None:
-        """The profiles feature reports the interests a message showed."""
+    async def count_interests(self, merchant: str, interests: Iterable[str],
+                              ts: float | None = None) -> None:
+        """Count one active member's top interests for the day. `observe` calls it on a
+        member's first message of the day; it is deliberately not named `record_interests`,
+        which the profiles feature would call for every message and so count twice."""
         await self.analytics.record_interests(merchant, interests,
                                               time.time() if ts is None else ts)
 

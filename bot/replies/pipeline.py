@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.commands.registry import CommandSpec
@@ -39,6 +40,10 @@ DONT_KNOW = ("I don't know that one yet — I've flagged your question for the t
 EMPTY = "Ask me anything about the shop — products, orders, shipping or returns."
 
 
+AnswerListener = Callable[[str, str, bool, Sequence[Citation]], Awaitable[None]]
+"""`async listener(merchant, platform, answered, citations)`, told of every question taken."""
+
+
 @dataclass(frozen=True)
 class Draft:
     text: str
@@ -64,6 +69,7 @@ class ReplyPipeline:
         self._limits: Limits | None = None
         self._memory: Memory | None = None
         self._unanswered: UnansweredLog | None = None
+        self.answer_listeners: list[AnswerListener] = []
 
     @property
     def fusion(self) -> Fusion:
@@ -90,7 +96,19 @@ class ReplyPipeline:
         return None
 
     async def answer(self, inbound: Inbound, merchant: str) -> list[Outbound]:
-        """One member question to one reply (the router's `ConversationHandler`)."""
+        """One member question to one reply (the router's `ConversationHandler`); listeners
+        (analytics) hear whether it was answered and from which sources."""
+        replies = await self._answer(inbound, merchant)
+        for reply in replies:
+            for listener in self.answer_listeners:
+                try:  # analytics must never cost the member their answer
+                    await listener(merchant, inbound.platform.value, reply.answered,
+                                   reply.citations)
+                except Exception:
+                    log.exception("answer listener failed on %s", inbound.message_id)
+        return replies
+
+    async def _answer(self, inbound: Inbound, merchant: str) -> list[Outbound]:
         limits, memory, unanswered = self._parts()
         keys = self.core.store.keys(merchant)
         community = inbound.community.key if inbound.community else None

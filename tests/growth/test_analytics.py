@@ -68,7 +68,7 @@ async def test_stats_match_a_seeded_history_exactly(growth: GrowthFeature) -> No
         else:
             shown = rng.sample(INTERESTS, rng.randint(1, 3))
             interests.append((shown, ts))
-            await growth.record_interests(M, [*shown, shown[0].upper()], ts=ts)
+            await growth.count_interests(M, [*shown, shown[0].upper()], ts=ts)
 
     for days in (1, 7, 30):
         report = await growth.stats(M, days=days, now=NOW)

@@ -45,8 +45,8 @@ async def _seed_week(growth: GrowthFeature, redis: aioredis.Redis) -> None:
     await growth.record_answer(M, "telegram", True, [Citation("faq", "returns", "Returns")],
                                ts=MONDAY)
     await growth.record_answer(M, "telegram", False, [], ts=MONDAY + DAY_S)
-    await growth.record_interests(M, ["tents", "stoves"], ts=MONDAY + DAY_S)
-    await growth.record_interests(M, ["tents"], ts=MONDAY + 2 * DAY_S)
+    await growth.count_interests(M, ["tents", "stoves"], ts=MONDAY + DAY_S)
+    await growth.count_interests(M, ["tents"], ts=MONDAY + 2 * DAY_S)
     await growth.record_delivery(M, "discord", 12, ts=MONDAY + 3 * DAY_S)
     code = await growth.referrals.code_for(M, "telegram:0", "Ann")
     await growth.member_joined(M, "telegram:50", code, ts=MONDAY)

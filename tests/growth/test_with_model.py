@@ -95,3 +95,33 @@ async def test_two_apps_on_one_redis_post_the_digest_once(
         assert sorted(posted) == [False, False, False, True]
         digests = [o for c in consoles for o in c.sent if o.destination is not None]
         assert len(digests) == 1 and digests[0].files[0].data.startswith(b"\x89PNG")
+
+
+async def test_answers_and_campaign_posts_reach_the_stats(
+        redis_url: str, redis_client: aioredis.Redis, tmp_path: Path,
+        lm_client: LMClient) -> None:
+    """The reply pipeline and the campaign runner report to analytics through the App's
+    wiring, so /stats counts what members really asked and what campaigns really posted."""
+    import time
+
+    from bot.demo import DEMO_DIR
+    from bot.growth.services import Growth
+
+    console = ConsoleAdapter(interactive=False)
+    async with running_app(redis_url, tmp_path, lm_client, adapters=[console]) as app:
+        for feature in app.features:
+            loader = getattr(feature, "load_demo", None)
+            if loader is not None:
+                await loader(DEMO_DIR, "default")
+        (grounded,) = await console.say("do you ship to Canada?")
+        (unknown,) = await console.say("what is the airspeed of an unladen swallow?")
+        assert grounded.answered and not unknown.answered
+        campaigns = next(f for f in app.features if hasattr(f, "runner"))
+        for listener in campaigns.runner.delivery_listeners:
+            await listener("default", "console")
+        await app.router.drain()
+        report = await Growth(app.core).analytics.report("default", time.time(), days=1)
+    counts = report.counts["console"]
+    assert (counts["questions"], counts["answered"], counts["unanswered"]) == (2, 1, 1)
+    assert counts["deliveries"] == 1
+    assert report.sources == [(grounded.citations[0].title, 1)]
