@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"shopkeep: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings, quiet=args.command in ("ask", "import"))
+    _configure_logging(settings, quiet=args.command in ("ask", "import", "stats"))
     handler = COMMANDS[args.command]
     try:
         return asyncio.run(handler(settings, args))

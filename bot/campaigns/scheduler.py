@@ -220,7 +220,9 @@ class CampaignScheduler:
                 self._running.discard(task)
 
     def _on_missed(self, event: JobExecutionEvent) -> None:
-        campaign_id, _, run_id = str(event.job_id).partition("@")
+        campaign_id, at, run_id = str(event.job_id).partition("@")
+        if not at or "/" not in campaign_id:
+            return  # another feature's job on this scheduler (the weekly digest)
         task = asyncio.get_running_loop().create_task(self._missed(campaign_id, run_id))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
