@@ -225,15 +225,6 @@ def run_llamacpp(args: argparse.Namespace, out: dict[str, Any]) -> None:
     count16 = 16
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_threads=CORES,
                           n_threads_batch=CORES, verbose=False)
-    params = llama_cpp.llama_context_default_params()
-    params.n_ctx = 256 * count16
-    params.n_batch = params.n_ubatch = 512 * 4
-    params.n_seq_max = count16
-    params.kv_unified = True
-    params.n_threads = params.n_threads_batch = CORES
-    ctx = llama_cpp.llama_init_from_model(llm.model, params)
-    if not ctx:
-        raise RuntimeError("llama.cpp could not create a 16-sequence context")
     eos = llm.token_eos()
     prompts = [llm.tokenize(_chatml(r).encode(), add_bos=False, special=True)
                for r in requests(count16, args.tokens)]
@@ -242,17 +233,27 @@ def run_llamacpp(args: argparse.Namespace, out: dict[str, Any]) -> None:
     latencies, ttfts = [], []
     for prompt in prompts[:count]:
         t0 = time.perf_counter()
-        first = _llama_generate(llama_cpp, llm, ctx, [prompt], args.tokens, eos)
+        first = _llama_generate(llama_cpp, llm, llm.ctx, [prompt], args.tokens, eos)
         latencies.append(time.perf_counter() - t0)
         ttfts.append(first)
     out["modes"]["llamacpp-seq"] = summary(1, count * args.tokens, sum(latencies), latencies,
                                            ttfts)
     note(f"llamacpp-seq: {out['modes']['llamacpp-seq']}")
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = 256 * count16
+    params.n_batch = params.n_ubatch = 512 * 4
+    params.n_seq_max = count16
+    params.kv_unified = False  # a 256-position cache per sequence
+    params.n_threads = params.n_threads_batch = CORES
+    ctx = llama_cpp.llama_init_from_model(llm.model, params)
+    if not ctx:
+        raise RuntimeError("llama.cpp could not create a 16-sequence context")
     t0 = time.perf_counter()
     first = _llama_generate(llama_cpp, llm, ctx, prompts, args.tokens, eos)
     wall = time.perf_counter() - t0
     out["modes"]["llamacpp-16"] = summary(count16, count16 * args.tokens, wall,
                                           [wall] * count16, [first] * count16)
+    llama_cpp.llama_free(ctx)
     note(f"llamacpp-16: {out['modes']['llamacpp-16']}")
 
 

@@ -203,9 +203,11 @@ class Engine:
             self._shutdown()
 
     def _load(self) -> None:
+        from lm_service import models
+
+        models.tune_process_memory()
         import torch
 
-        from lm_service import models
         from lm_service.threads import ThreadGovernor
 
         started = time.perf_counter()
@@ -348,6 +350,10 @@ class Engine:
                     seq.tracker = TextTracker(self.tokenizer, request.stop)
         prompts = [_prefill_ids(seq) for seq in seqs]
         first_row = len(self.running)
+        # Room for every running request to finish: the cache grows now, not step by step
+        # (each growth copies the whole cache, and old and new copies briefly coexist).
+        self.runner.reserve(first_row + len(seqs),
+                            max(s.ticket.cost for s in (*self.running, *seqs)))
         cached = self._load_prefixes(first_row, seqs, prompts)
         logits = self.runner.prefill(first_row, prompts, cached)
         fresh = [i for i, seq in enumerate(seqs) if not seq.tokens]

@@ -95,7 +95,10 @@ class _Layer:
     def __init__(self, get: Weights, prefix: str, cfg: Any, packed: bool) -> None:
         nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         a, m = prefix + "self_attn.", prefix + "mlp."
-        wq, wk, wv = get(a + "q_proj.weight"), get(a + "k_proj.weight"), get(a + "v_proj.weight")
+        # The RMSNorm gains are folded into the weights that read the normalised vector.
+        g1 = get(prefix + "input_layernorm.weight").float()
+        g2 = get(prefix + "post_attention_layernorm.weight").float()
+        wq, wk, wv = (_scaled(get(a + n + "_proj.weight"), g1) for n in "qkv")
         # One matmul gives q, k, rotate_half(q), rotate_half(k) and v.
         weight = torch.cat([wq, wk, _rotated(wq, nh, hd), _rotated(wk, nkv, hd), wv])
         bias = None
@@ -107,11 +110,47 @@ class _Layer:
         self.qkv = Linear(weight, bias, packed)
         del weight
         self.o = Linear(get(a + "o_proj.weight"), get(a + "o_proj.bias", required=False), packed)
-        self.gate = Linear(get(m + "gate_proj.weight"), None, packed)
-        self.up = Linear(get(m + "up_proj.weight"), None, packed)
+        self.gate = Linear(_scaled(get(m + "gate_proj.weight"), g2), None, packed)
+        self.up = Linear(_scaled(get(m + "up_proj.weight"), g2), None, packed)
         self.down = Linear(get(m + "down_proj.weight"), None, packed)
-        self.norm1 = get(prefix + "input_layernorm.weight")
-        self.norm2 = get(prefix + "post_attention_layernorm.weight")
+
+
+def _scaled(weight: Tensor, gain: Tensor) -> Tensor:
+    """W·diag(g): a linear layer that reads g ⊙ x, as one that reads x."""
+    return (weight.float() * gain[None, :]).to(weight.dtype)
+
+
+_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}
+
+
+class _TensorFile:
+    """Reads tensors from a safetensors file with plain reads, one at a time.
+
+    (Memory-mapping it, as `safetensors.safe_open` does, counts every page read as resident
+    memory of this process for as long as any tensor refers to the mapping.)
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.handle = open(path, "rb")
+        size = int.from_bytes(self.handle.read(8), "little")
+        header = json.loads(self.handle.read(size))
+        header.pop("__metadata__", None)
+        self.base = 8 + size
+        self.entries: dict[str, Any] = header
+        self.names = list(header)
+
+    def read(self, name: str) -> Tensor:
+        entry = self.entries[name]
+        start, end = entry["data_offsets"]
+        self.handle.seek(self.base + start)
+        data = bytearray(self.handle.read(end - start))
+        return torch.frombuffer(data, dtype=_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+
+    def __enter__(self) -> _TensorFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.close()
 
 
 class Weights(Protocol):
@@ -173,7 +212,6 @@ class FastLlama:
                     max_positions: int | None = None) -> FastLlama | None:
         """Straight from a safetensors folder, one tensor at a time (no transformers model:
         faster to start and no second copy of the weights). None if not supported here."""
-        from safetensors import safe_open
         from transformers import AutoConfig
 
         cfg = AutoConfig.from_pretrained(folder, local_files_only=True)
@@ -192,15 +230,15 @@ class FastLlama:
         if rope is None:
             return None
         with contextlib.ExitStack() as stack:
-            handles: dict[Path, Any] = {}
+            readers: dict[Path, _TensorFile] = {}
 
-            def handle(path: Path) -> Any:
-                if path not in handles:
-                    handles[path] = stack.enter_context(safe_open(str(path), framework="pt"))
-                return handles[path]
+            def reader(path: Path) -> _TensorFile:
+                if path not in readers:
+                    readers[path] = stack.enter_context(_TensorFile(path))
+                return readers[path]
 
             single = folder / "model.safetensors"
-            names = set(files) if files else set(handle(single).keys())
+            names = set(files) if files else set(reader(single).names)
 
             def get(name: str, required: bool = True) -> Any:
                 if name not in names and name == "lm_head.weight":
@@ -209,7 +247,7 @@ class FastLlama:
                     if required:
                         raise KeyError(name)
                     return None
-                tensor = handle(files.get(name, single)).get_tensor(name)
+                tensor = reader(files.get(name, single)).read(name)
                 return tensor.to(device=device, dtype=dtype)
 
             return cls(cfg, get, rope, dtype, torch.device(device), max_positions)
@@ -231,8 +269,8 @@ class FastLlama:
             self.layers = [_Layer(get, f"model.layers.{i}.", cfg, packed)
                            for i in range(cfg.num_hidden_layers)]
             self.embed = get("model.embed_tokens.weight")
-            self.norm = get("model.norm.weight")
-            self.lm_head = Linear(get("lm_head.weight"), None, packed)
+            self.lm_head = Linear(_scaled(get("lm_head.weight"), get("model.norm.weight").float()),
+                                  None, packed)
             limit = min(max_positions or cfg.max_position_embeddings, 32768)
             positions = torch.arange(limit, device=self.device, dtype=torch.float32)
             inv_freq, scaling = rope
@@ -319,7 +357,7 @@ class FastLlama:
         for n in fresh:
             starts.append(starts[-1] + n)
         for i, layer in enumerate(self.layers):
-            h = F.rms_norm(x, (self.hidden,), layer.norm1, self.eps)
+            h = F.rms_norm(x, (self.hidden,), None, self.eps)
             a, b, v = layer.qkv(h).split(self._split, dim=-1)
             qk = torch.addcmul(a.view(-1, nh + nkv, hd) * cos, b.view(-1, nh + nkv, hd), sin)
             kc = self.k_cache[i][first_row : first_row + count]
@@ -338,10 +376,10 @@ class FastLlama:
             ]
             attn = torch.cat(parts, dim=1).transpose(0, 1).reshape(-1, nh * hd)
             x = layer.o.plus(attn, x)
-            h = F.rms_norm(x, (self.hidden,), layer.norm2, self.eps)
+            h = F.rms_norm(x, (self.hidden,), None, self.eps)
             x = layer.down.plus(layer.up.times(h, layer.gate(h, silu=True)), x)
         last = torch.tensor(fresh, device=dev).cumsum(0) - 1
-        h = F.rms_norm(x[last], (self.hidden,), self.norm, self.eps)
+        h = F.rms_norm(x[last], (self.hidden,), None, self.eps)
         return self.lm_head(h)
 
     @torch.inference_mode()
@@ -373,26 +411,29 @@ class FastLlama:
         slots = slots.reshape(-1)
         cos = self.cos[pos].unsqueeze(1)
         sin = self.sin[pos].unsqueeze(1)
-        mask = torch.zeros(n, 1, 1, span, device=dev)
-        mask.masked_fill_((torch.arange(span, device=dev) > pos[:, None]).view(n, 1, 1, span),
-                          float("-inf"))
-        x = self.embed[tok]
         hd, nh, nkv = self.head_dim, self.heads, self.kv_heads
         group = nh // nkv
+        # -inf where a row's cache has not reached (one mask for all layers).
+        hidden_keys = (torch.arange(span, device=dev) > pos[:, None]).view(n, 1, 1, span)
+        mask = torch.zeros(n, nkv, group, span, dtype=self.dtype, device=dev)
+        mask.masked_fill_(hidden_keys, float("-inf"))
+        mask = mask.view(n * nkv, group, span)
+        x = self.embed[tok]
         for i, layer in enumerate(self.layers):
-            h = F.rms_norm(x, (self.hidden,), layer.norm1, self.eps)
+            h = F.rms_norm(x, (self.hidden,), None, self.eps)
             a, b, v = layer.qkv(h).split(self._split, dim=-1)
             qk = torch.addcmul(a.view(n, nh + nkv, hd) * cos, b.view(n, nh + nkv, hd), sin)
             kc, vc = self.k_cache[i], self.v_cache[i]
             kc.view(-1, hd).index_copy_(0, slots, qk[:, nh:].reshape(-1, hd))
             vc.view(-1, hd).index_copy_(0, slots, v.reshape(-1, hd))
-            q = qk[:, :nh].reshape(n, nkv, group, hd)
-            keys = kc[:n, :, :span].contiguous()
-            scores = torch.matmul(q, keys.transpose(-1, -2))
-            probs = torch.softmax(torch.add(mask, scores, alpha=self.scale), dim=-1)
-            attn = torch.matmul(probs.to(self.dtype), vc[:n, :, :span]).reshape(n, nh * hd)
+            q = qk[:, :nh].reshape(n * nkv, group, hd)
+            keys = kc[:n, :, :span].reshape(n * nkv, span, hd)  # a copy: bmm is faster so
+            scores = torch.baddbmm(mask, q, keys.transpose(1, 2), alpha=self.scale)
+            probs = torch.softmax(scores, dim=-1)
+            values = vc[:n, :, :span].view(n * nkv, span, hd)
+            attn = torch.bmm(probs, values).view(n, nh * hd)
             x = layer.o.plus(attn, x)
-            h = F.rms_norm(x, (self.hidden,), layer.norm2, self.eps)
+            h = F.rms_norm(x, (self.hidden,), None, self.eps)
             x = layer.down.plus(layer.up.times(h, layer.gate(h, silu=True)), x)
-        h = F.rms_norm(x, (self.hidden,), self.norm, self.eps)
+        h = F.rms_norm(x, (self.hidden,), None, self.eps)
         return self.lm_head(h)

@@ -83,6 +83,24 @@ def cpu_has_fast_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+def tune_process_memory() -> None:
+    """Keep the resident memory near what the models need (call before torch runs anything).
+
+    oneDNN caches a compiled kernel for every matrix shape it meets (1024 by default, and the
+    batch size changes all the time): 64 are plenty. glibc raises its mmap threshold after
+    the first large free, after which freed caches stay in the heap: keep it fixed.
+    """
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 17)  # M_MMAP_THRESHOLD: 128 KiB, fixed
+        libc.mallopt(-1, 1 << 17)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def choose_device() -> str:
     import torch
 
