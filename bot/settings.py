@@ -45,29 +45,42 @@ class Settings(BaseSettings):
     )
     lm_model: str | None = Field(None, description="GGUF file or Hugging Face model folder.")
     embed_model: str | None = Field(None, description="Sentence-embedding model folder.")
-    lm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    lm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bfloat16 where the CPU supports it, float32 otherwise; "
+        "float16 on CUDA.")
     lm_threads: int | None = Field(None, ge=1, description="Torch threads (default: cores).")
-    lm_max_batch: int = Field(16, ge=1, le=256)
-    lm_max_queue: int = Field(256, ge=1)
+    lm_max_batch: int = Field(16, ge=1, le=256, description="Requests decoded together.")
+    lm_max_queue: int = Field(256, ge=1, description="Queued requests before new ones are "
+                              "answered \"busy, try again shortly\".")
     lm_timeout_s: float = Field(30.0, gt=0, description="Longest a member waits for the model.")
     lm_openai_url: str | None = Field(None, description="Base URL, e.g. http://vllm:8000/v1.")
-    lm_openai_model: str = "default"
-    lm_openai_api_key: SecretStr | None = None
+    lm_openai_model: str = Field("default", description="Model name sent to the OpenAI-"
+                                 "compatible server.")
+    lm_openai_api_key: SecretStr | None = Field(None, description="Bearer key for that server "
+                                                "(environment only).")
 
     # Platforms
     discord_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("DISCORD_TOKEN", "SHOPKEEP_DISCORD_TOKEN")
-    )
-    discord_api_url: str = "https://discord.com/api/v10"
-    discord_gateway_url: str = "wss://gateway.discord.gg/"
-    discord_shards: int | None = Field(None, ge=1)
+        None, validation_alias=AliasChoices("DISCORD_TOKEN", "SHOPKEEP_DISCORD_TOKEN"),
+        description="Bot token; when set, `shopkeep run` connects to Discord.")
+    discord_api_url: str = Field("https://discord.com/api/v10", description="Discord REST "
+                                 "base (tests point it at a local stand-in).")
+    discord_gateway_url: str = Field("wss://gateway.discord.gg/", description="Discord "
+                                     "gateway WebSocket.")
+    discord_shards: int | None = Field(None, ge=1, description="Shard count; set to run an "
+                                       "AutoShardedClient.")
     telegram_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("TELEGRAM_TOKEN", "SHOPKEEP_TELEGRAM_TOKEN")
-    )
-    telegram_api_url: str = "https://api.telegram.org/bot"
-    telegram_mode: Literal["polling", "webhook"] = "polling"
-    telegram_webhook_url: str | None = None
-    telegram_webhook_port: int = Field(8443, ge=1, le=65535)
+        None, validation_alias=AliasChoices("TELEGRAM_TOKEN", "SHOPKEEP_TELEGRAM_TOKEN"),
+        description="Bot token from @BotFather; when set, `shopkeep run` connects to Telegram.")
+    telegram_api_url: str = Field("https://api.telegram.org/bot", description="Bot API base; "
+                                  "the token is appended.")
+    telegram_mode: Literal["polling", "webhook"] = Field(
+        "polling", description="polling: long polling; webhook: Telegram calls "
+        "telegram_webhook_url.")
+    telegram_webhook_url: str | None = Field(None, description="Public https address for "
+                                             "webhook mode; its path is the local route.")
+    telegram_webhook_port: int = Field(8443, ge=1, le=65535, description="Local port of the "
+                                       "webhook server.")
     admin_ids: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Accounts always treated as admins, as platform:user_id "
@@ -75,12 +88,18 @@ class Settings(BaseSettings):
     )
 
     # Behaviour
-    timezone: str = "UTC"
-    member_messages_per_minute: int = Field(6, ge=1)
-    community_messages_per_minute: int = Field(60, ge=1)
-    community_daily_tokens: int = Field(200_000, ge=1)
-    profile_retention_days: int = Field(365, ge=1)
-    max_message_chars: int = Field(4000, ge=100)
+    timezone: str = Field("UTC", description="Default time zone for schedules, stats days and "
+                          "the digest.")
+    member_messages_per_minute: int = Field(6, ge=1, description="Questions one member may "
+                                            "ask per minute.")
+    community_messages_per_minute: int = Field(60, ge=1, description="Questions a community "
+                                               "may ask per minute.")
+    community_daily_tokens: int = Field(200_000, ge=1, description="Model tokens a community "
+                                        "may use per day.")
+    profile_retention_days: int = Field(365, ge=1, description="Profiles of members idle "
+                                        "longer expire.")
+    max_message_chars: int = Field(4000, ge=100, description="Longer inbound messages are "
+                                   "cut before anything reads them.")
 
     # Answers (issue 5): how replies are made, remembered and filtered
     reply_mode: Literal["auto", "quote", "generate"] = Field(
@@ -89,7 +108,8 @@ class Settings(BaseSettings):
         "the model phrase the rest; generate: always generate (post-checked against the "
         "sources, quoting when a check fails).",
     )
-    reply_max_new_tokens: int = Field(96, ge=16, le=512)
+    reply_max_new_tokens: int = Field(96, ge=16, le=512, description="Longest generated "
+                                      "answer, in tokens.")
     reply_generate_deadline_s: float = Field(
         3.0, gt=0, description="Longest wait for a generated answer before quoting the source "
         "instead.",
@@ -132,9 +152,12 @@ class Settings(BaseSettings):
                                             "doubles each time.")
 
     # Operations
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_json: bool = False
-    metrics_port: int | None = Field(None, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log "
+                                                                     "level.")
+    log_json: bool = Field(False, description="JSON log lines with a correlation id per "
+                           "message.")
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Serve /healthz, "
+                                     "/readyz and /metrics on this port.")
 
     # Operations: health/metrics server and shutdown (issue 10)
     metrics_host: str = Field("127.0.0.1", description="Address the /healthz, /readyz and "
@@ -160,7 +183,8 @@ class Settings(BaseSettings):
     gap_max_questions: int = Field(500, ge=1, le=20_000, description="Most recent unanswered "
                                    "questions that /faq gaps clusters.")
     digest_enabled: bool = Field(True, description="Post the weekly digest to moderators.")
-    digest_weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    digest_weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = Field(
+        "mon", description="Day the weekly digest posts.")
     digest_hour: int = Field(9, ge=0, le=23, description="Hour (in timezone) the digest posts.")
     digest_channel: str | None = Field(None, pattern=r"^(discord|telegram|console):\S+$",
                                        description="Moderators' channel for the digest, as "
@@ -257,3 +281,20 @@ def _explain(exc: ValidationError) -> str:
             continue
         lines.append(f"Setting {env} has an invalid value {given!r}: {allowed.lower()}.")
     return " ".join(lines)
+
+
+def settings_table() -> str:
+    """The README's settings table, built from the model so that it cannot drift."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+        if isinstance(default, Path):
+            default = default.as_posix()
+        if isinstance(default, bool):
+            default = str(default).lower()
+        if isinstance(default, list):
+            default = ",".join(default)
+        shown = f"`{default}`" if default not in (None, "") else "—"
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `{_env_name(name)}` | {shown} | {meaning} |")
+    return "\n".join(rows)
