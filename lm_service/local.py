@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -19,28 +21,65 @@ from lm_service.api import (
 _GRACE_S = 5.0  # how much longer than the deadline the client waits for the engine's verdict
 
 
+class _Outbox:
+    """Hands events from the engine thread to one event loop, many per wake-up.
+
+    A decode step produces an event for every running request; waking the loop once per
+    step instead of once per event keeps the loop's thread from competing with the engine's
+    threads for the cores.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._items: list[tuple[asyncio.Queue[tuple[str, Any]], tuple[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def put(self, queue: asyncio.Queue[tuple[str, Any]], event: tuple[str, Any]) -> None:
+        with self._lock:
+            self._items.append((queue, event))
+            first = len(self._items) == 1
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._deliver)
+            except RuntimeError:  # the loop is closed: nobody is listening
+                with self._lock:
+                    self._items.clear()
+
+    def _deliver(self) -> None:
+        with self._lock:
+            items, self._items = self._items, []
+        for queue, event in items:
+            queue.put_nowait(event)
+
+
+_OUTBOXES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _outbox(loop: asyncio.AbstractEventLoop) -> _Outbox:
+    box = _OUTBOXES.get(loop)
+    if box is None:
+        box = _OUTBOXES[loop] = _Outbox(loop)
+    return box
+
+
 class _QueueSink:
     """Carries one request's events from the engine thread into the caller's event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, wants_deltas: bool) -> None:
-        self.loop = loop
+        self.outbox = _outbox(loop)
         self.wants_deltas = wants_deltas
         self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
 
-    def _put(self, kind: str, value: Any) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
-        except RuntimeError:  # the loop is closed: nobody is listening
-            pass
-
     def delta(self, text: str) -> None:
-        self._put("delta", text)
+        self.outbox.put(self.events, ("delta", text))
 
     def finish(self, result: Any) -> None:
-        self._put("done", result)
+        self.outbox.put(self.events, ("done", result))
 
     def fail(self, error: BaseException) -> None:
-        self._put("error", error)
+        self.outbox.put(self.events, ("error", error))
 
 
 class InProcessLMClient:
