@@ -119,8 +119,9 @@ async def traffic(client: Any, duration: float, max_tokens: int) -> dict[str, An
     client.engine.config.ignore_eos = False
     rng = random.Random(7)
     runs: list[dict[str, Any]] = []
-    rate, best = 1.0, 0.0
-    while rate <= 64:
+    rates = [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0]
+    best = 0.0
+    for rate in rates:
         tasks: list[asyncio.Task[tuple[float, float]]] = []
         started = time.perf_counter()
         i = 0
@@ -142,7 +143,6 @@ async def traffic(client: Any, duration: float, max_tokens: int) -> dict[str, An
         if p95 > 5.0 or run["failed"]:
             break
         best = rate
-        rate *= 2
     client.engine.config.ignore_eos = True
     return {"sustained_rps_p95_le_5s": best, "runs": runs}
 
@@ -172,7 +172,13 @@ async def run_shopkeep(args: argparse.Namespace, out: dict[str, Any]) -> None:
         await client.embed([f"a sentence about tents number {i}" for i in range(64)])
         out["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         if args.traffic:
-            out["traffic"] = await traffic(client, 6.0 if args.quick else 15.0, 128)
+            window = 6.0 if args.quick else 15.0
+            out["traffic"] = await traffic(client, window, 128)
+            if args.compare_static:
+                client.engine.config.continuous = False
+                note("the same traffic with static micro-batches:")
+                out["traffic_static"] = await traffic(client, window, 128)
+                client.engine.config.continuous = True
     finally:
         await client.stop()
 
@@ -339,6 +345,8 @@ def main() -> int:
     parser.add_argument("--no-anchors", action="store_true", help="skip naive and llama.cpp")
     parser.add_argument("--no-traffic", dest="traffic", action="store_false",
                         help="skip the arrival-rate mode")
+    parser.add_argument("--compare-static", action="store_true",
+                        help="run the arrival-rate mode again with static micro-batches")
     args = parser.parse_args()
     out: dict[str, Any] = {"modes": {}, "rss_mb": None, "cold_start_s": None}
     load_before = os.getloadavg()[0]
@@ -366,6 +374,9 @@ def main() -> int:
           f"{out['rss_mb']} MB")
     if "traffic" in out:
         print(f"sustained at p95 <= 5 s: {out['traffic']['sustained_rps_p95_le_5s']} req/s")
+    if "traffic_static" in out:
+        print(f"  static micro-batches instead: "
+              f"{out['traffic_static']['sustained_rps_p95_le_5s']} req/s")
     print(f"conditions: {out['conditions']}")
     return 0
 

@@ -51,6 +51,7 @@ class EngineConfig:
     generator: bool = True
     embedder: bool = True
     preempt: bool = True
+    continuous: bool = True  # False: static micro-batches (join only when the batch is empty)
     prefix_cache_tokens: int = 4096  # shared prompt prefixes kept (about 23 KB a token)
     ignore_eos: bool = False  # benchmarks only: every answer runs to max_new_tokens
 
@@ -307,6 +308,8 @@ class Engine:
 
     def _admit(self) -> None:
         cfg = self.config
+        if not cfg.continuous and self.running:
+            return
         free = cfg.max_batch - len(self.running)
         if free <= 0 and cfg.preempt:
             head = self.scheduler.head_priority()
