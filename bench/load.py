@@ -222,7 +222,8 @@ async def run(args: argparse.Namespace, lm: LMClient | None = None) -> dict[str,
     # this measures capacity, so they are raised (and reported).
     settings = load_settings(data_dir=data_dir, demo_shop=True,
                              member_messages_per_minute=args.member_limit,
-                             community_messages_per_minute=100_000)
+                             community_messages_per_minute=100_000,
+                             reply_mode=args.reply_mode)
     owns_lm = lm is None
     started = time.perf_counter()
     if lm is None:
@@ -254,8 +255,12 @@ async def run(args: argparse.Namespace, lm: LMClient | None = None) -> dict[str,
             rss_peak = max(rss_peak, _rss_mb())
         await driver
         deadline = time.perf_counter() + args.grace
-        while time.perf_counter() < deadline and any(
-                not q.replies for q in load.questions.values()):
+        sent = load.chatter_sent + load.question_sent
+        # Until every question has its reply and every message reached the core (the last
+        # ones may still be in a poll or on the gateway).
+        while time.perf_counter() < deadline and (
+                any(not q.replies for q in load.questions.values())
+                or _sum("shopkeep_messages_in_total") - before["in"] < sent):
             await asyncio.sleep(0.05)
             transport.collect(load)
         await app.router.drain()
@@ -317,6 +322,7 @@ def _report(args: argparse.Namespace, load: Load, handled: float, tokens: float,
         "transport": args.transport, "duration_s": args.duration,
         "chatter_rate": args.chatter_rate, "question_rate": args.question_rate,
         "members": args.members, "member_limit_per_min": args.member_limit,
+        "reply_mode": args.reply_mode,
         "startup_s": round(start_s, 1),
         "messages_sent": sent, "questions_sent": load.question_sent,
         "messages_handled": int(handled), "messages_lost_inbound": int(sent - handled),
@@ -352,6 +358,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--grace", type=float, default=30.0,
                         help="seconds to wait for the last replies after the load stops")
     parser.add_argument("--transport", choices=("standins", "core"), default="standins")
+    parser.add_argument("--reply-mode", choices=("auto", "quote", "generate"), default="auto",
+                        help="generate: every answer is written by the model (the worst case)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args(argv)
