@@ -36,6 +36,7 @@ from lm_service.api import LMClient  # noqa: E402
 
 OUTCOMES = ("ok", "silent", "user_error", "storage_down", "lm_busy", "lm_timeout",
             "lm_unavailable", "error")
+LM_OUTCOMES = ("ok", "busy", "timeout", "unavailable", "error")
 QUESTIONS = (
     "do you ship to Canada?", "how long does delivery take?", "can I return a used tent?",
     "which sleeping bag is warmest?", "do you have a 2 person tent?", "what is your "
@@ -238,6 +239,8 @@ async def run(args: argparse.Namespace, lm: LMClient | None = None) -> dict[str,
     before = {"in": _sum("shopkeep_messages_in_total"),
               "tokens": _sample("shopkeep_lm_tokens_total", direction="completion"),
               "lag_count": _sum("shopkeep_event_loop_lag_seconds_count"),
+              **{f"gen_{o}": _sum("shopkeep_lm_requests_total", kind="generate", outcome=o)
+                 for o in LM_OUTCOMES},
               "lag_sum": _sum("shopkeep_event_loop_lag_seconds_sum"),
               **{o: _sum("shopkeep_replies_total", outcome=o) for o in OUTCOMES}}
     lag_max = 0.0
@@ -271,10 +274,13 @@ async def run(args: argparse.Namespace, lm: LMClient | None = None) -> dict[str,
         rejected = transport.rejected_429()
         outcomes = {o: int(_sum("shopkeep_replies_total", outcome=o) - before[o])
                     for o in OUTCOMES}
+        generations = {o: int(_sum("shopkeep_lm_requests_total", kind="generate", outcome=o)
+                              - before[f"gen_{o}"]) for o in LM_OUTCOMES}
         lags = _sum("shopkeep_event_loop_lag_seconds_count") - before["lag_count"]
         lag = {"loop_lag_mean_s": round((_sum("shopkeep_event_loop_lag_seconds_sum")
                                          - before["lag_sum"]) / lags, 3) if lags else None,
-               "loop_lag_max_s": round(lag_max, 3)}
+               "loop_lag_max_s": round(lag_max, 3),
+               "lm_generations": {k: v for k, v in generations.items() if v}}
     finally:
         await app.stop()
         await transport.stop()
