@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.errors import UserInputError
 from bot.events import Outbound, Platform
+from bot.ops.metrics import record_sent
 from bot.ports import Adapter
 
 
@@ -33,4 +34,7 @@ class Outbox:
         """Deliver `outbound` to its destination; returns the platform message ids."""
         if outbound.destination is None:
             raise ValueError("Outbox.send needs an Outbound with a destination")
-        return await self.adapter(outbound.destination.platform).send(outbound)
+        platform = outbound.destination.platform
+        ids = await self.adapter(platform).send(outbound)
+        record_sent(platform.value, "post", len(ids))
+        return ids

@@ -16,6 +16,7 @@ from bot.campaigns.repository import CampaignRepo
 from bot.campaigns.sources import dm_audience
 from bot.campaigns.writer import ContentWriter, GenerationFailed
 from bot.events import Destination, Outbound, Platform
+from bot.ops.metrics import record_campaign_run
 from bot.outbox import Outbox
 from bot.storage.keys import Keys
 from bot.storage.store import Store
@@ -66,6 +67,11 @@ class CampaignRunner:
 
     async def run(self, campaign_id: str, scheduled_for: str) -> RunResult:
         """Run `campaign_id` for its run scheduled at `scheduled_for` (ISO time)."""
+        result = await self._run(campaign_id, scheduled_for)
+        record_campaign_run(result.status)
+        return result
+
+    async def _run(self, campaign_id: str, scheduled_for: str) -> RunResult:
         merchant, name = split_campaign_id(campaign_id)
         run_id = run_id_for(datetime.fromisoformat(scheduled_for))
         campaign = await self.repo.get(merchant, name)

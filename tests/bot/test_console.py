@@ -70,3 +70,16 @@ async def test_storage_outage_is_said_plainly(
             assert "Name: Shopkeep" in reply.text
     finally:
         server.stop()
+
+
+async def test_two_moderators_editing_different_persona_fields_both_keep_theirs(
+    redis_url: str, redis_client: object, tmp_path: Path, lm_client: LMClient
+) -> None:
+    import asyncio
+
+    console = ConsoleAdapter(interactive=False, role=Privilege.MODERATOR)
+    async with running_app(redis_url, tmp_path, lm_client, adapters=[console]):
+        await asyncio.gather(console.say("/persona set name Ranger", user="mod1"),
+                             console.say("/persona set tone Warm and brief.", user="mod2"))
+        [shown] = await console.say("/persona show")
+    assert "Name: Ranger" in shown.text and "Tone: Warm and brief." in shown.text
