@@ -51,6 +51,7 @@ class EngineConfig:
     generator: bool = True
     embedder: bool = True
     preempt: bool = True
+    kernels: bool = True  # build/use the C++ decode attention (needs a C++ compiler once)
     continuous: bool = True  # False: static micro-batches (join only when the batch is empty)
     prefix_cache_tokens: int = 4096  # shared prompt prefixes kept (about 23 KB a token)
     ignore_eos: bool = False  # benchmarks only: every answer runs to max_new_tokens
@@ -226,6 +227,11 @@ class Engine:
             self.tokenizer = models.load_tokenizer(folder)
             self.end_ids = frozenset(models.end_token_ids(folder, self.tokenizer))
             self.runner = FastLlama.from_folder(folder, dtype, device)
+            if (self.runner is not None and device == "cpu" and dtype == torch.bfloat16
+                    and cfg.kernels):
+                from lm_service.kernels import decode_attention_op
+
+                self.runner.attention_op = decode_attention_op(cfg.cache_dir / "kernels")
             if self.runner is None:
                 model, _ = models.load_causal_lm(path, dtype, device, cfg.cache_dir)
                 self.runner = (FastLlama.from_model(model) if FastLlama.supports(model)

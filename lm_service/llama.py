@@ -281,6 +281,7 @@ class FastLlama:
         self.max_positions = limit
         qk = (self.heads + self.kv_heads) * self.head_dim
         self._split = (qk, qk, self.kv_heads * self.head_dim)
+        self.attention_op: Any = None  # the C++ decode attention (lm_service.kernels), if built
         self.k_cache: list[Tensor] = []
         self.v_cache: list[Tensor] = []
         self.rows_cap = 0
@@ -413,11 +414,14 @@ class FastLlama:
         sin = self.sin[pos].unsqueeze(1)
         hd, nh, nkv = self.head_dim, self.heads, self.kv_heads
         group = nh // nkv
-        # -inf where a row's cache has not reached (one mask for all layers).
-        hidden_keys = (torch.arange(span, device=dev) > pos[:, None]).view(n, 1, 1, span)
-        mask = torch.zeros(n, nkv, group, span, dtype=self.dtype, device=dev)
-        mask.masked_fill_(hidden_keys, float("-inf"))
-        mask = mask.view(n * nkv, group, span)
+        fused = self.attention_op
+        if fused is not None:
+            lengths = pos + 1
+        else:  # -inf where a row's cache has not reached (one mask for all layers)
+            hidden_keys = (torch.arange(span, device=dev) > pos[:, None]).view(n, 1, 1, span)
+            mask = torch.zeros(n, nkv, group, span, dtype=self.dtype, device=dev)
+            mask.masked_fill_(hidden_keys, float("-inf"))
+            mask = mask.view(n * nkv, group, span)
         x = self.embed[tok]
         for i, layer in enumerate(self.layers):
             h = F.rms_norm(x, (self.hidden,), None, self.eps)
@@ -426,12 +430,16 @@ class FastLlama:
             kc, vc = self.k_cache[i], self.v_cache[i]
             kc.view(-1, hd).index_copy_(0, slots, qk[:, nh:].reshape(-1, hd))
             vc.view(-1, hd).index_copy_(0, slots, v.reshape(-1, hd))
-            q = qk[:, :nh].reshape(n * nkv, group, hd)
-            keys = kc[:n, :, :span].reshape(n * nkv, span, hd)  # a copy: bmm is faster so
-            scores = torch.baddbmm(mask, q, keys.transpose(1, 2), alpha=self.scale)
-            probs = torch.softmax(scores, dim=-1)
-            values = vc[:n, :, :span].view(n * nkv, span, hd)
-            attn = torch.bmm(probs, values).view(n, nh * hd)
+            if fused is not None:
+                q = qk[:, :nh].reshape(n, nkv, group, hd).contiguous()
+                attn = fused(q, kc, vc, lengths, self.scale).view(n, nh * hd)
+            else:
+                q = qk[:, :nh].reshape(n * nkv, group, hd)
+                keys = kc[:n, :, :span].reshape(n * nkv, span, hd)  # a copy: bmm is faster so
+                scores = torch.baddbmm(mask, q, keys.transpose(1, 2), alpha=self.scale)
+                probs = torch.softmax(scores, dim=-1)
+                values = vc[:n, :, :span].view(n * nkv, span, hd)
+                attn = torch.bmm(probs, values).view(n, nh * hd)
             x = layer.o.plus(attn, x)
             h = F.rms_norm(x, (self.hidden,), None, self.eps)
             x = layer.down.plus(layer.up.times(h, layer.gate(h, silu=True)), x)
