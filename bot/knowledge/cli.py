@@ -28,10 +28,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 
 async def cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from lm_service.client import create_lm_client
-
     from bot.progress import progress_bar, status
     from bot.storage.store import Store
+    from lm_service.client import create_lm_client
 
     merchant = args.merchant or settings.merchant
     data = read_file(args.file)

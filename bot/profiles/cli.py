@@ -51,12 +51,11 @@ async def cmd_import_history(settings: Settings, args: argparse.Namespace) -> in
     merchant = args.merchant or settings.merchant
     lines = parse_history(Path(args.file))  # every line checked before anything is stored
 
-    from lm_service.client import create_lm_client
-
     from bot.profiles.catalog import CatalogCache
     from bot.profiles.ingest import ProfileWriter
     from bot.progress import progress_bar, status
     from bot.storage.store import Store
+    from lm_service.client import create_lm_client
 
     store = Store(settings.redis_url, settings.data_dir)
     lm = create_lm_client(settings, redis=None)
