@@ -226,7 +226,9 @@ class Engine:
             folder = models.model_folder(path, dtype, cfg.cache_dir)
             self.tokenizer = models.load_tokenizer(folder)
             self.end_ids = frozenset(models.end_token_ids(folder, self.tokenizer))
-            self.runner = FastLlama.from_folder(folder, dtype, device)
+            self.runner = FastLlama.from_folder(
+                folder, dtype, device, prepared=models.prepared_path(folder, dtype, cfg.cache_dir)
+            )
             if (self.runner is not None and device == "cpu" and dtype == torch.bfloat16
                     and cfg.kernels):
                 from lm_service.kernels import decode_attention_op

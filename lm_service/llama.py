@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -91,28 +93,43 @@ def _rotated(weight: Tensor, heads: int, head_dim: int) -> Tensor:
     return torch.cat([-w[:, half:], w[:, :half]], dim=1).reshape(weight.shape)
 
 
+def _fuse_layer(get: Weights, prefix: str, cfg: Any) -> dict[str, Tensor | None]:
+    """One layer's weights as the runner uses them: q, k, rotate_half(q), rotate_half(k), v
+    in one matrix, and the RMSNorm gains folded into the matrices that read the normalised
+    vector."""
+    nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    a, m = prefix + "self_attn.", prefix + "mlp."
+    g1 = get(prefix + "input_layernorm.weight").float()
+    g2 = get(prefix + "post_attention_layernorm.weight").float()
+    wq, wk, wv = (_scaled(get(a + n + "_proj.weight"), g1) for n in "qkv")
+    bias = None
+    bq = get(a + "q_proj.bias", required=False)
+    if bq is not None:
+        bk, bv = get(a + "k_proj.bias"), get(a + "v_proj.bias")
+        bias = torch.cat([bq, bk, _rotated(bq, nh, hd), _rotated(bk, nkv, hd), bv])
+    return {
+        "qkv.weight": torch.cat([wq, wk, _rotated(wq, nh, hd), _rotated(wk, nkv, hd), wv]),
+        "qkv.bias": bias,
+        "o.weight": get(a + "o_proj.weight"),
+        "o.bias": get(a + "o_proj.bias", required=False),
+        "gate.weight": _scaled(get(m + "gate_proj.weight"), g2),
+        "up.weight": _scaled(get(m + "up_proj.weight"), g2),
+        "down.weight": get(m + "down_proj.weight"),
+    }
+
+
 class _Layer:
-    def __init__(self, get: Weights, prefix: str, cfg: Any, packed: bool) -> None:
-        nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-        a, m = prefix + "self_attn.", prefix + "mlp."
-        # The RMSNorm gains are folded into the weights that read the normalised vector.
-        g1 = get(prefix + "input_layernorm.weight").float()
-        g2 = get(prefix + "post_attention_layernorm.weight").float()
-        wq, wk, wv = (_scaled(get(a + n + "_proj.weight"), g1) for n in "qkv")
-        # One matmul gives q, k, rotate_half(q), rotate_half(k) and v.
-        weight = torch.cat([wq, wk, _rotated(wq, nh, hd), _rotated(wk, nkv, hd), wv])
-        bias = None
-        bq = get(a + "q_proj.bias", required=False)
-        if bq is not None:
-            bk, bv = get(a + "k_proj.bias"), get(a + "v_proj.bias")
-            bias = torch.cat([bq, bk, _rotated(bq, nh, hd), _rotated(bk, nkv, hd), bv])
-        del wq, wk, wv
-        self.qkv = Linear(weight, bias, packed)
-        del weight
-        self.o = Linear(get(a + "o_proj.weight"), get(a + "o_proj.bias", required=False), packed)
-        self.gate = Linear(_scaled(get(m + "gate_proj.weight"), g2), None, packed)
-        self.up = Linear(_scaled(get(m + "up_proj.weight"), g2), None, packed)
-        self.down = Linear(get(m + "down_proj.weight"), None, packed)
+    def __init__(self, weights: dict[str, Tensor | None], packed: bool) -> None:
+        def linear(name: str) -> Linear:
+            weight = weights[name + ".weight"]
+            assert weight is not None
+            return Linear(weight, weights.get(name + ".bias"), packed)
+
+        self.qkv = linear("qkv")
+        self.o = linear("o")
+        self.gate = linear("gate")
+        self.up = linear("up")
+        self.down = linear("down")
 
 
 def _scaled(weight: Tensor, gain: Tensor) -> Tensor:
@@ -155,6 +172,37 @@ class _TensorFile:
 
 class Weights(Protocol):
     def __call__(self, name: str, required: bool = True) -> Any: ...
+
+
+Fused = Callable[[int], dict[str, Tensor | None]]  # layer index (-1: embeddings and head)
+
+
+def _fuser(get: Weights, cfg: Any) -> Fused:
+    def fused(index: int) -> dict[str, Tensor | None]:
+        if index >= 0:
+            return _fuse_layer(get, f"model.layers.{index}.", cfg)
+        gain = get("model.norm.weight").float()
+        return {"embed": get("model.embed_tokens.weight"),
+                "lm_head.weight": _scaled(get("lm_head.weight"), gain)}
+
+    return fused
+
+
+def _prepared(path: Path, cfg: Any, device: str, dtype: torch.dtype) -> Fused:
+    """Fused weights saved by an earlier start (see `FastLlama.from_folder`)."""
+    def fused(index: int) -> dict[str, Tensor | None]:
+        names = (["embed", "lm_head.weight"] if index < 0 else
+                 [f"{index}.{n}.{k}" for n in ("qkv", "o", "gate", "up", "down")
+                  for k in ("weight", "bias")])
+        with _TensorFile(path) as source:
+            out: dict[str, Tensor | None] = {}
+            for name in names:
+                key = name if index < 0 else name.split(".", 1)[1]
+                out[key] = (source.read(name).to(device=device, dtype=dtype)
+                            if name in source.entries else None)
+            return out
+
+    return fused
 
 
 def supports_config(cfg: Any) -> bool:
@@ -205,13 +253,19 @@ class FastLlama:
 
         rotary = model.model.rotary_emb
         rope = (rotary.inv_freq.float().cpu(), float(getattr(rotary, "attention_scaling", 1.0)))
-        return cls(model.config, get, rope, model.dtype, model.device, max_positions)
+        return cls(model.config, _fuser(get, model.config), rope, model.dtype, model.device,
+                   max_positions)
 
     @classmethod
     def from_folder(cls, folder: Path, dtype: torch.dtype, device: str,
-                    max_positions: int | None = None) -> FastLlama | None:
+                    max_positions: int | None = None, prepared: Path | None = None
+                    ) -> FastLlama | None:
         """Straight from a safetensors folder, one tensor at a time (no transformers model:
-        faster to start and no second copy of the weights). None if not supported here."""
+        faster to start and no second copy of the weights). None if not supported here.
+
+        `prepared`: a file for the fused weights; written on the first start, read on later
+        ones (which then skip the fusing: seconds of a cold start).
+        """
         from transformers import AutoConfig
 
         cfg = AutoConfig.from_pretrained(folder, local_files_only=True)
@@ -250,9 +304,27 @@ class FastLlama:
                 tensor = reader(files.get(name, single)).read(name)
                 return tensor.to(device=device, dtype=dtype)
 
-            return cls(cfg, get, rope, dtype, torch.device(device), max_positions)
+            if prepared is not None and prepared.exists():
+                return cls(cfg, _prepared(prepared, cfg, device, dtype), rope, dtype,
+                           torch.device(device), max_positions)
+            fused = _fuser(get, cfg)
+            if prepared is None:
+                return cls(cfg, fused, rope, dtype, torch.device(device), max_positions)
+            kept: dict[str, Tensor] = {}
 
-    def __init__(self, cfg: Any, get: Weights, rope: tuple[Tensor, float], dtype: torch.dtype,
+            def keeping(index: int) -> dict[str, Tensor | None]:
+                weights = fused(index)
+                for name, tensor in weights.items():
+                    if tensor is not None:
+                        kept[name if index < 0 else f"{index}.{name}"] = tensor.contiguous()
+                return weights
+
+            runner = cls(cfg, keeping, rope, dtype, torch.device(device), max_positions)
+            _save(kept, prepared)
+            return runner
+
+
+    def __init__(self, cfg: Any, fused: Fused, rope: tuple[Tensor, float], dtype: torch.dtype,
                  device: torch.device, max_positions: int | None = None) -> None:
         self.dtype = dtype
         self.device = device
@@ -266,11 +338,15 @@ class FastLlama:
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.vocab = cfg.vocab_size
         with torch.inference_mode():
-            self.layers = [_Layer(get, f"model.layers.{i}.", cfg, packed)
-                           for i in range(cfg.num_hidden_layers)]
-            self.embed = get("model.embed_tokens.weight")
-            self.lm_head = Linear(_scaled(get("lm_head.weight"), get("model.norm.weight").float()),
-                                  None, packed)
+            self.layers = []
+            for i in range(cfg.num_hidden_layers):
+                weights = fused(i)
+                self.layers.append(_Layer(weights, packed))
+            head = fused(-1)
+            embed, lm_head = head["embed"], head["lm_head.weight"]
+            assert embed is not None and lm_head is not None
+            self.embed: Tensor = embed
+            self.lm_head = Linear(lm_head, None, packed)
             limit = min(max_positions or cfg.max_position_embeddings, 32768)
             positions = torch.arange(limit, device=self.device, dtype=torch.float32)
             inv_freq, scaling = rope
@@ -445,3 +521,12 @@ class FastLlama:
             x = layer.down.plus(layer.up.times(h, layer.gate(h, silu=True)), x)
         h = F.rms_norm(x, (self.hidden,), None, self.eps)
         return self.lm_head(h)
+
+
+def _save(tensors: dict[str, Tensor], path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    save_file({k: v.cpu() for k, v in tensors.items()}, str(tmp))
+    os.replace(tmp, path)

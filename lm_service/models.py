@@ -182,6 +182,15 @@ def ensure_converted(gguf: Path, cache_dir: Path, dtype: torch.dtype | None = No
         return target
 
 
+def prepared_path(folder: Path, dtype: torch.dtype, cache_dir: Path) -> Path:
+    """Where the fast runner keeps its fused weights for `folder` (see lm_service.llama)."""
+    stamps = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
+              for p in [*sorted(folder.glob("*.safetensors")), folder / "config.json"]
+              if p.exists()]
+    key = f"{folder.resolve()}:{dtype}:fused-v1:{','.join(stamps)}"
+    return cache_dir / "fused" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
+
+
 def model_folder(path: Path, dtype: torch.dtype, cache_dir: Path) -> Path:
     """The folder to load: the cached conversion for a GGUF, else the folder itself."""
     return ensure_converted(path, cache_dir, dtype) if path.suffix == ".gguf" else path
