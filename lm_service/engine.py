@@ -231,9 +231,9 @@ class Engine:
             )
             if (self.runner is not None and device == "cpu" and dtype == torch.bfloat16
                     and cfg.kernels):
-                from lm_service.kernels import decode_attention_op
+                from lm_service.kernels import compiled_kernels
 
-                self.runner.attention_op = decode_attention_op(cfg.cache_dir / "kernels")
+                self.runner.kernels = compiled_kernels(cfg.cache_dir / "kernels")
             if self.runner is None:
                 model, _ = models.load_causal_lm(path, dtype, device, cfg.cache_dir)
                 self.runner = (FastLlama.from_model(model) if FastLlama.supports(model)

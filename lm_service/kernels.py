@@ -81,15 +81,36 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
   });
   return out;
 }
+
+// x: [rows, dim] bf16 contiguous -> x / sqrt(mean(x^2) + eps), bf16 (the gain is folded away).
+torch::Tensor rms_norm(torch::Tensor x, double eps) {
+  const int64_t rows = x.size(0), dim = x.size(1);
+  auto out = torch::empty_like(x);
+  const auto* xp = reinterpret_cast<const c10::BFloat16*>(x.data_ptr());
+  auto* op = reinterpret_cast<c10::BFloat16*>(out.data_ptr());
+  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+    std::vector<float> row(dim);
+    for (int64_t r = begin; r < end; ++r) {
+      float total = 0.f;
+      for (int64_t d = 0; d < dim; ++d) {
+        row[d] = static_cast<float>(xp[r * dim + d]);
+        total += row[d] * row[d];
+      }
+      const float inv = 1.f / std::sqrt(total / dim + static_cast<float>(eps));
+      for (int64_t d = 0; d < dim; ++d) op[r * dim + d] = c10::BFloat16(row[d] * inv);
+    }
+  });
+  return out;
+}
 """
 
 _loaded: Any = None
 _tried = False
 
 
-def decode_attention_op(build_dir: Path) -> Any:
-    """The compiled `decode_attention` function, or None (no compiler, build failed, or
-    `SHOPKEEP_LM_KERNELS=0`). Compiled into `build_dir` once; later starts load it."""
+def compiled_kernels(build_dir: Path) -> Any:
+    """The compiled module (`decode_attention`, `rms_norm`), or None (no compiler, the build
+    failed, or `SHOPKEEP_LM_KERNELS=0`). Compiled into `build_dir` once; later starts load it."""
     global _loaded, _tried
     if _tried:
         return _loaded
@@ -101,14 +122,14 @@ def decode_attention_op(build_dir: Path) -> Any:
 
         build_dir.mkdir(parents=True, exist_ok=True)
         module = load_inline(
-            name="shopkeep_decode_attention",
+            name="shopkeep_kernels_v2",
             cpp_sources=[_SOURCE],
-            functions=["decode_attention"],
+            functions=["decode_attention", "rms_norm"],
             extra_cflags=["-O3", "-march=native", "-fopenmp"],
             build_directory=str(build_dir),
             verbose=False,
         )
-        _loaded = module.decode_attention
+        _loaded = module
     except Exception as exc:  # any build problem: the torch ops serve instead
         log.warning("C++ decode attention unavailable, using torch ops: %s", exc)
         _loaded = None

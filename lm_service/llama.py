@@ -357,11 +357,17 @@ class FastLlama:
         self.max_positions = limit
         qk = (self.heads + self.kv_heads) * self.head_dim
         self._split = (qk, qk, self.kv_heads * self.head_dim)
-        self.attention_op: Any = None  # the C++ decode attention (lm_service.kernels), if built
+        self.kernels: Any = None  # the C++ kernels (lm_service.kernels), if built
         self.k_cache: list[Tensor] = []
         self.v_cache: list[Tensor] = []
         self.rows_cap = 0
         self.len_cap = 0
+
+    def _norm(self, x: Tensor) -> Tensor:
+        """RMSNorm without a gain (folded into the next weights): the C++ kernel if built."""
+        if self.kernels is not None:
+            return self.kernels.rms_norm(x.contiguous(), self.eps)  # type: ignore[no-any-return]
+        return F.rms_norm(x, (self.hidden,), None, self.eps)
 
     # -- the cache ---------------------------------------------------------------------------
 
@@ -434,7 +440,7 @@ class FastLlama:
         for n in fresh:
             starts.append(starts[-1] + n)
         for i, layer in enumerate(self.layers):
-            h = F.rms_norm(x, (self.hidden,), None, self.eps)
+            h = self._norm(x)
             a, b, v = layer.qkv(h).split(self._split, dim=-1)
             qk = torch.addcmul(a.view(-1, nh + nkv, hd) * cos, b.view(-1, nh + nkv, hd), sin)
             kc = self.k_cache[i][first_row : first_row + count]
@@ -453,10 +459,10 @@ class FastLlama:
             ]
             attn = torch.cat(parts, dim=1).transpose(0, 1).reshape(-1, nh * hd)
             x = layer.o.plus(attn, x)
-            h = F.rms_norm(x, (self.hidden,), None, self.eps)
+            h = self._norm(x)
             x = layer.down.plus(layer.up.times(h, layer.gate(h, silu=True)), x)
         last = torch.tensor(fresh, device=dev).cumsum(0) - 1
-        h = F.rms_norm(x[last], (self.hidden,), None, self.eps)
+        h = self._norm(x[last])
         return self.lm_head(h)
 
     @torch.inference_mode()
@@ -490,7 +496,7 @@ class FastLlama:
         sin = self.sin[pos].unsqueeze(1)
         hd, nh, nkv = self.head_dim, self.heads, self.kv_heads
         group = nh // nkv
-        fused = self.attention_op
+        fused = self.kernels.decode_attention if self.kernels is not None else None
         if fused is not None:
             lengths = pos + 1
         else:  # -inf where a row's cache has not reached (one mask for all layers)
@@ -500,7 +506,7 @@ class FastLlama:
             mask = mask.view(n * nkv, group, span)
         x = self.embed[tok]
         for i, layer in enumerate(self.layers):
-            h = F.rms_norm(x, (self.hidden,), None, self.eps)
+            h = self._norm(x)
             a, b, v = layer.qkv(h).split(self._split, dim=-1)
             qk = torch.addcmul(a.view(n, nh + nkv, hd) * cos, b.view(n, nh + nkv, hd), sin)
             kc, vc = self.k_cache[i], self.v_cache[i]
@@ -508,7 +514,7 @@ class FastLlama:
             vc.view(-1, hd).index_copy_(0, slots, v.reshape(-1, hd))
             if fused is not None:
                 q = qk[:, :nh].reshape(n, nkv, group, hd).contiguous()
-                attn = fused(q, kc, vc, lengths, self.scale).view(n, nh * hd)
+                attn = fused(q, kc, vc, lengths, self.scale).view(n, nh * hd)  # type: ignore[misc]
             else:
                 q = qk[:, :nh].reshape(n * nkv, group, hd)
                 keys = kc[:n, :, :span].reshape(n * nkv, span, hd)  # a copy: bmm is faster so
@@ -517,9 +523,9 @@ class FastLlama:
                 values = vc[:n, :, :span].view(n * nkv, span, hd)
                 attn = torch.bmm(probs, values).view(n, nh * hd)
             x = layer.o.plus(attn, x)
-            h = F.rms_norm(x, (self.hidden,), None, self.eps)
+            h = self._norm(x)
             x = layer.down.plus(layer.up.times(h, layer.gate(h, silu=True)), x)
-        h = F.rms_norm(x, (self.hidden,), None, self.eps)
+        h = self._norm(x)
         return self.lm_head(h)
 
 
