@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ torch::Tensor rms_norm(torch::Tensor x, double eps) {
 }
 """
 
+_STALE_LOCK_S = 300  # a build takes about a minute on two cores
 _loaded: Any = None
 _tried = False
 
@@ -121,6 +123,9 @@ def compiled_kernels(build_dir: Path) -> Any:
         from torch.utils.cpp_extension import load_inline
 
         build_dir.mkdir(parents=True, exist_ok=True)
+        lock = build_dir / "lock"  # left behind by a build that was killed: torch would wait
+        if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_S:
+            lock.unlink(missing_ok=True)
         module = load_inline(
             name="shopkeep_kernels_v2",
             cpp_sources=[_SOURCE],
