@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 
 import redis.asyncio as aioredis
 
@@ -25,7 +25,7 @@ from bot.router import ConversationHandler, MessageObserver, Router
 from bot.settings import Settings
 from bot.storage.store import Store
 from bot.tenancy import Tenancy
-from lm_service.api import LMClient
+from lm_service.api import GenerationRequest, GenerationResult, LMClient
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ class App:
         self.store = Store(settings.redis_url, settings.data_dir)
         self._owns_lm = lm is None
         self.lm: LMClient = InstrumentedLM(  # counts LM calls, tokens, latency; knows loaded
-            lm if lm is not None else _build_lm(settings), assume_started=lm is not None)
+            lm if lm is not None else _build_lm(settings, self.store),
+            assume_started=lm is not None)
         self.registry = CommandRegistry()
         self.outbox = Outbox()
         self.tenancy = Tenancy(self.store, settings.merchant, settings.admin_ids)
@@ -153,7 +154,45 @@ def _as_observer(feature: object) -> MessageObserver:
     return feature  # type: ignore[return-value]
 
 
-def _build_lm(settings: Settings) -> LMClient:
+def _build_lm(settings: Settings, store: Store) -> LMClient:
+    if settings.lm_backend == "remote":
+        return _RemoteOnStore(settings, store)
     from lm_service.client import create_lm_client
 
-    return create_lm_client(settings, redis=None)
+    return create_lm_client(settings)
+
+
+class _RemoteOnStore:
+    """The remote backend, built at start on the store's own Redis connection: the bot and
+    the lm-workers must share one server, and an embedded store has its URL only once it
+    has started."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._inner: LMClient | None = None
+
+    @property
+    def inner(self) -> LMClient:
+        if self._inner is None:
+            raise RuntimeError("the LM client has not been started")
+        return self._inner
+
+    async def start(self) -> None:
+        from lm_service.client import create_lm_client
+
+        self._inner = create_lm_client(self.settings, redis=self.store.redis)
+        await self._inner.start()
+
+    async def stop(self) -> None:
+        if self._inner is not None:
+            await self._inner.stop()
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        return await self.inner.generate(request)
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
+        return self.inner.stream(request)
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        return await self.inner.embed(texts)

@@ -49,7 +49,8 @@ class Settings(BaseSettings):
         "auto", description="auto: bfloat16 where the CPU supports it, float32 otherwise; "
         "float16 on CUDA.")
     lm_threads: int | None = Field(None, ge=1, description="Torch threads (default: cores).")
-    lm_max_batch: int = Field(16, ge=1, le=256, description="Requests decoded together.")
+    lm_max_batch: int = Field(64, ge=1, le=256, description="Requests decoded together (the "
+                              "KV-cache budget also limits how many join).")
     lm_max_queue: int = Field(256, ge=1, description="Queued requests before new ones are "
                               "answered \"busy, try again shortly\".")
     lm_timeout_s: float = Field(30.0, gt=0, description="Longest a member waits for the model.")

@@ -1,7 +1,9 @@
 """Every Redis key Shopkeep writes, built in one place. Each carries the merchant id.
 
 The only exceptions live under `sk:_global:` and hold routing facts that must be found
-before the merchant is known (which merchant a community belongs to).
+before the merchant is known (which merchant a community belongs to), and the LM service's
+request streams under `sk:lm:` (`lm_service/wire.py`: `lm_service` may not import `bot`, and
+model requests carry no merchant data beyond the prompt itself).
 """
 
 from __future__ import annotations
