@@ -107,14 +107,23 @@ async def test_seeded_sampling_repeats_itself(lm: InProcessLMClient) -> None:
 async def test_more_urgent_requests_run_first(lm: InProcessLMClient, engine_config: Any) -> None:
     engine_config.max_batch = 1
     engine_config.preempt = False
+    engine_config.ignore_eos = True  # the blocker must not end early on its own
     finished: list[str] = []
+    blocking = asyncio.Event()
 
     async def run(name: str, priority: Priority, tokens: int) -> None:
         await lm.generate(ask(QUESTIONS[3], tokens=tokens, priority=priority))
         finished.append(name)
 
-    blocker = asyncio.create_task(run("blocker", Priority.BACKGROUND, 12))
-    await asyncio.sleep(0.3)  # the blocker holds the only slot
+    async def block() -> None:
+        async for _ in lm.stream(ask(QUESTIONS[3], tokens=48, priority=Priority.BACKGROUND)):
+            blocking.set()
+        finished.append("blocker")
+
+    blocker = asyncio.create_task(block())
+    # The three below are queued while the blocker holds the only slot (decoding has begun
+    # and dozens of steps remain), whatever the machine's speed.
+    await blocking.wait()
     waiting = [asyncio.create_task(run(name, priority, 4)) for name, priority in [
         ("summary", Priority.BACKGROUND), ("campaign", Priority.CAMPAIGN),
         ("member", Priority.INTERACTIVE)]]
