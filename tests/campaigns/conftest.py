@@ -8,7 +8,6 @@ fail loudly); the tests that write posts use the session `lm_client` when it exi
 from __future__ import annotations
 
 import asyncio
-import csv
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -28,8 +27,7 @@ from bot.settings import load_settings
 from bot.storage.store import Store
 from bot.tenancy import Tenancy
 from lm_service.api import LMClient
-
-DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-shop"
+from tests.support.demo_catalog import seed_demo_catalog
 
 
 class SimulatedCrash(BaseException):
@@ -130,16 +128,7 @@ async def say(feature: CampaignFeature, text: str, **kwargs: Any) -> str:
     return "\n".join(r.text for r in replies)
 
 
-async def load_catalog(store: Store, merchant: str = "default") -> int:
-    keys = store.keys(merchant)
-    with (DEMO / "catalog.csv").open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    pipe = store.redis.pipeline(transaction=False)
-    for row in rows:
-        pipe.hset(keys.product(row["sku"]), mapping=row)
-        pipe.sadd(keys.product_skus(), row["sku"])
-    await pipe.execute()
-    return len(rows)
+load_catalog = seed_demo_catalog
 
 
 async def wait_until(predicate: Callable[[], bool], within: float = 10.0) -> None:

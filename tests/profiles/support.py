@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import numpy as np
 from bot.profiles.model import Profile
 from bot.storage.store import Store
 from lm_service.api import LMClient
+from tests.support.demo_catalog import seed_demo_catalog
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-shop"
 
@@ -31,17 +31,7 @@ def make_profile(member: str, *, affinity: dict[str, float] | None = None,
                    first_seen=last_seen - 100, last_seen=last_seen, platforms=set(platforms))
 
 
-async def load_demo_catalog(store: Store, merchant: str) -> int:
-    """Write the demo catalog into the product hashes, with the CSV header's field names."""
-    keys = store.keys(merchant)
-    with (DEMO / "catalog.csv").open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    pipe = store.redis.pipeline(transaction=False)
-    for row in rows:
-        pipe.hset(keys.product(row["sku"]), mapping=row)
-        pipe.sadd(keys.product_skus(), row["sku"])
-    await pipe.execute()
-    return len(rows)
+load_demo_catalog = seed_demo_catalog
 
 
 async def import_demo_catalog(store: Store, lm: LMClient, merchant: str) -> int:
