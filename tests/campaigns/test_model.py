@@ -8,10 +8,11 @@ import pytest
 from bot.campaigns.checks import numbers_in, problems
 from bot.campaigns.sources import load_products
 from bot.campaigns.writer import ContentWriter
+from bot.demo import DEMO_DIR
 from bot.events import Platform
 from bot.persona import Persona, save_persona
 from lm_service.api import LMClient
-from tests.campaigns.conftest import DEMO, Build, RecordingAdapter, load_catalog, message, say
+from tests.campaigns.conftest import Build, RecordingAdapter, load_catalog, message, say
 from tests.campaigns.test_runner import RUN, add_campaign
 
 pytestmark = pytest.mark.slow
@@ -24,7 +25,7 @@ async def demo_shop(feature_store: object) -> None:
 
     assert isinstance(feature_store, Store)
     await load_catalog(feature_store)
-    await save_persona(feature_store, "default", Persona.from_yaml(DEMO / "persona.yaml"))
+    await save_persona(feature_store, "default", Persona.from_yaml(DEMO_DIR / "persona.yaml"))
 
 
 async def test_preview_writes_a_checked_draft_that_approval_posts(
