@@ -12,7 +12,7 @@ from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import CommandRegistry, CommandSpec
 from bot.core import Core, Feature
 from bot.demo import load_demo_if_empty
-from bot.events import Inbound, Outbound
+from bot.events import Inbound, MembershipChange, Outbound
 from bot.growth import GrowthFeature
 from bot.knowledge.feature import KnowledgeFeature
 from bot.ops.instrument import InstrumentedLM
@@ -136,6 +136,19 @@ class App:
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """One message through the whole pipeline (what adapters call)."""
         return await self.router.handle(inbound)
+
+    async def membership(self, change: MembershipChange) -> None:
+        """A join or leave from an adapter, handed to every feature that follows them."""
+        merchant = await self.tenancy.merchant_of(change.community, change.merchant)
+        for feature in self.features:
+            follower = getattr(feature, "member_changed", None)
+            if follower is None:
+                continue
+            try:
+                await follower(change, merchant)
+            except Exception:
+                log.exception("%s could not record %s %s", type(feature).__name__,
+                              change.member.key, "joining" if change.joined else "leaving")
 
     @property
     def commands(self) -> list[CommandSpec]:

@@ -110,6 +110,26 @@ class Inbound:
 
 
 @dataclass(frozen=True)
+class MembershipChange:
+    """A member joined or left a community (Telegram `chat_member`, Discord member add/remove).
+
+    `invite` is the invite the platform says the member used (Telegram: the invite link's
+    name, else its URL). Discord does not say; its adapter passes the guild's invite use counts
+    from just before and just after the join instead, and the core compares them.
+    """
+
+    platform: Platform
+    member: MemberRef
+    community: CommunityRef
+    joined: bool
+    invite: str | None = None
+    invite_uses_before: dict[str, int] | None = None
+    invite_uses_after: dict[str, int] | None = None
+    at: float = field(default_factory=time.time)
+    merchant: str | None = None  # explicit (tests, CLI); platforms leave it to routing
+
+
+@dataclass(frozen=True)
 class Citation:
     """A source an answer drew on: an FAQ entry or a catalog product."""
 

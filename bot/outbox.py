@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.errors import UserInputError
-from bot.events import Outbound, Platform
+from bot.events import CommunityRef, Outbound, Platform
 from bot.ops.metrics import record_sent
 from bot.ports import Adapter
 
@@ -38,3 +38,9 @@ class Outbox:
         ids = await self.adapter(platform).send(outbound)
         record_sent(platform.value, "post", len(ids))
         return ids
+
+    async def create_invite(self, community: CommunityRef, name: str) -> str | None:
+        """A personal invite link to `community` made by its platform's adapter, or None when
+        that platform is not connected or cannot make one."""
+        adapter = self._adapters.get(community.platform)
+        return None if adapter is None else await adapter.create_invite(community, name)

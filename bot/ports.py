@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from bot.commands.registry import CommandSpec
-from bot.events import Inbound, Outbound, Platform
+from bot.events import CommunityRef, Inbound, MembershipChange, Outbound, Platform
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -23,6 +23,9 @@ class AdapterHost(Protocol):
     shared Redis for platform bookkeeping (update offsets, flood limits across processes)."""
 
     async def handle(self, inbound: Inbound) -> list[Outbound]: ...
+
+    async def membership(self, change: MembershipChange) -> None:
+        """A member joined or left a community (referral attribution and withdrawal)."""
 
     @property
     def commands(self) -> Sequence[CommandSpec]: ...
@@ -59,6 +62,11 @@ class Adapter(ABC):
     @abstractmethod
     async def send(self, outbound: Outbound) -> list[str]:
         """Post `outbound` to its destination; returns the platform ids of the messages sent."""
+
+    async def create_invite(self, community: CommunityRef, name: str) -> str | None:
+        """A new invite link to `community` for one member, named `name` where the platform
+        keeps names; None where the platform or the bot's rights do not allow one."""
+        return None
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.events import Inbound, Platform, Privilege
+from bot.events import CommunityRef, Inbound, Platform, Privilege
 from bot.storage.keys import community_merchant
 from bot.storage.store import Store
 
@@ -30,11 +30,15 @@ class Tenancy:
     async def merchant_for(self, inbound: Inbound) -> str:
         """The merchant a message belongs to: explicit, configured for its community, or the
         default merchant."""
-        if inbound.merchant:
-            return inbound.merchant
-        if inbound.community is None:
+        return await self.merchant_of(inbound.community, inbound.merchant)
+
+    async def merchant_of(self, community: CommunityRef | None, explicit: str | None = None) -> str:
+        """The merchant of `community` (None: a direct message), unless `explicit` names one."""
+        if explicit:
+            return explicit
+        if community is None:
             return self.default_merchant
-        owner = await self.store.redis.get(community_merchant(inbound.community.key))
+        owner = await self.store.redis.get(community_merchant(community.key))
         return str(owner) if owner else self.default_merchant
 
     async def link_community(self, community_key: str, merchant: str) -> None:

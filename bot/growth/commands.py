@@ -10,7 +10,7 @@ from bot.errors import UserInputError
 from bot.events import Outbound, OutboundFile, Privilege
 from bot.growth.analytics import format_report
 from bot.growth.digest import build_digest
-from bot.growth.referrals import invite_text, parse_start_payload
+from bot.growth.referrals import invite_id, invite_text, parse_start_payload
 from bot.growth.services import Growth
 
 _JOIN_REPLIES = {
@@ -72,6 +72,15 @@ class GrowthCommands:
     async def invite(self, ctx: CommandContext) -> str:
         code = await self.growth.referrals.code_for(ctx.merchant, ctx.member_key,
                                                     ctx.inbound.member.display_name)
+        community = ctx.inbound.community
+        if community is not None:
+            link = await self.growth.core.outbox.create_invite(community, f"ref_{code}")
+            if link:
+                await self.growth.referrals.register_invite(
+                    ctx.merchant, community.platform.value, invite_id(link), ctx.member_key)
+                return (f"Your personal invite link: {link}\nFriends who join through it are "
+                        "counted as yours once they have stayed a while and joined the "
+                        "conversation.")
         settings = self.growth.settings
         return invite_text(ctx.inbound.platform.value, code, settings.referral_telegram_bot,
                            settings.referral_discord_invite)

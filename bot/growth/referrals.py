@@ -76,6 +76,12 @@ def parse_start_payload(payload: str | None) -> str | None:
     return text.removeprefix("ref_") if text.startswith("ref_") and len(text) > 4 else None
 
 
+def invite_id(link: str) -> str:
+    """How an invite is known in attribution: the last part of its link (`discord.gg/<code>`,
+    `t.me/+<hash>`), or the text itself when it is not a link."""
+    return link.strip().rstrip("/").rsplit("/", 1)[-1]
+
+
 def attribute_invite_uses(before: dict[str, int], after: dict[str, int]) -> str | None:
     """Discord attribution (best effort): the one invite whose use count went up by one.
 

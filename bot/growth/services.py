@@ -7,12 +7,18 @@ import time
 from collections.abc import Iterable, Sequence
 
 from bot.core import Core
-from bot.events import Citation, Inbound
+from bot.events import Citation, Inbound, MembershipChange
 from bot.growth.analytics import Analytics, StatsReport
 from bot.growth.gaps import FaqGaps
 from bot.growth.linking import Linking
 from bot.growth.periods import Calendar
-from bot.growth.referrals import JoinOutcome, Referrals, attribute_invite_uses
+from bot.growth.referrals import (
+    JoinOutcome,
+    Referrals,
+    attribute_invite_uses,
+    invite_id,
+    parse_start_payload,
+)
 from bot.knowledge.store import KnowledgeStore
 from bot.profiles.model import Profile
 from bot.storage.keys import Keys
@@ -118,6 +124,26 @@ class Growth:
                           ts: float | None = None) -> str | None:
         return await self.referrals.member_left(merchant, member_key,
                                                 time.time() if ts is None else ts)
+
+    async def member_changed(self, change: MembershipChange, merchant: str) -> None:
+        """A join or leave reported by an adapter (`App.membership`)."""
+        member_key = change.member.key
+        if not change.joined:
+            await self.member_left(merchant, member_key, change.at)
+        elif change.invite_uses_before is not None and change.invite_uses_after is not None:
+            await self.member_joined_via_invite(merchant, member_key, change.invite_uses_before,
+                                                change.invite_uses_after, change.at)
+        else:
+            await self.member_joined(merchant, member_key,
+                                     await self._referral_code(merchant, change), change.at)
+
+    async def _referral_code(self, merchant: str, change: MembershipChange) -> str | None:
+        """The code behind the invite a member used: a link we named `ref_<code>`, or one we
+        registered when `/invite` made it."""
+        if not change.invite:
+            return None
+        return parse_start_payload(change.invite) or await self.referrals.code_for_invite(
+            merchant, change.platform.value, invite_id(change.invite))
 
     async def stats(self, merchant: str, days: int = 7, now: float | None = None) -> StatsReport:
         """Figures for `/stats`; pending referrals are settled first so credits are current."""
