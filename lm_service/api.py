@@ -44,6 +44,7 @@ class GenerationResult:
     finish_reason: str  # "stop" | "length" | "stop_string"
     latency_s: float = 0.0
     time_to_first_token_s: float = 0.0
+    batch_size: int = 1  # the most requests decoded in one step with this one (0: unknown)
 
 
 class LMError(Exception):

@@ -74,6 +74,7 @@ class _Seq:
         self.next_token = 0
         self.first_token_at: float | None = None
         self.done = False
+        self.widest_batch = 0  # the most requests decoded together with this one
 
 
 class Engine:
@@ -413,6 +414,7 @@ class Engine:
         chosen = pick_tokens(logits, [s.sampler for s in running])
         for seq, token in zip(running, chosen, strict=True):
             seq.position += 1
+            seq.widest_batch = max(seq.widest_batch, len(running))
             self._accept(seq, token)
         self._retire()
 
@@ -464,6 +466,7 @@ class Engine:
                 finish_reason=reason,
                 latency_s=now - ticket.submitted,
                 time_to_first_token_s=first - ticket.submitted,
+                batch_size=max(1, seq.widest_batch),
             )
         )
 

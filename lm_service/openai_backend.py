@@ -99,6 +99,7 @@ class OpenAICompatibleClient:
             finish_reason=_finish_reason(choice.get("finish_reason"), request, text),
             latency_s=latency,
             time_to_first_token_s=latency,
+            batch_size=0,  # the server does not say
         )
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:

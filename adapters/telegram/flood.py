@@ -18,6 +18,7 @@ from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
+from bot.ops.metrics import record_rate_limit_wait
 from bot.storage.keys import telegram as tg_key
 from bot.storage.store import CONNECTION_ERRORS
 
@@ -148,6 +149,7 @@ class RedisFloodLimiter(BaseRateLimiter[int]):
             if wait_ms <= 0:
                 return
             self.waited_s += wait_ms / 1000
+            record_rate_limit_wait("telegram", wait_ms / 1000)
             await asyncio.sleep(wait_ms / 1000)
 
     async def _pause_everyone(self, exc: RetryAfter) -> None:
@@ -157,6 +159,7 @@ class RedisFloodLimiter(BaseRateLimiter[int]):
         seconds = (retry_after.total_seconds() if isinstance(retry_after, dt.timedelta)
                    else float(retry_after))
         log.info("Telegram asked to retry after %.1f s; pausing every sender", seconds)
+        record_rate_limit_wait("telegram", seconds)
         await self.redis.set(tg_key(self.bot_id, "flood:pause"), "1",
                              px=max(int(seconds * 1000), 1))
 

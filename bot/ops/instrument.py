@@ -63,6 +63,8 @@ class InstrumentedLM:
         self._end("generate", began, "ok")
         self.metrics.lm_tokens.labels(direction="prompt").inc(result.prompt_tokens)
         self.metrics.lm_tokens.labels(direction="completion").inc(result.completion_tokens)
+        if result.batch_size > 0:
+            self.metrics.lm_batch_size.observe(result.batch_size)
         return result
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:

@@ -68,7 +68,8 @@ class Metrics:
             "shopkeep_lm_tokens", "Tokens processed; rate() of direction=completion is the "
             "generation tokens/s.", ["direction"], registry=reg)
         self.lm_batch_size = Histogram(
-            "shopkeep_lm_batch_size", "Requests per engine step (reported by the engine).",
+            "shopkeep_lm_batch_size", "Per answer, the most requests the engine decoded "
+            "together with it (a measure of how well batching works).",
             buckets=BATCH_BUCKETS, registry=reg)
         self.redis_errors = Counter(
             "shopkeep_redis_errors", "Redis calls that failed after retries.", ["where"],
@@ -113,11 +114,6 @@ def record_rate_limit_wait(platform: str, seconds: float) -> None:
     """A send waited `seconds` for a rate limit (a platform's 429 or our own flood limit)."""
     METRICS.rate_limit_waits.labels(platform=platform).inc()
     METRICS.rate_limit_wait_seconds.labels(platform=platform).inc(max(seconds, 0.0))
-
-
-def record_batch(size: int) -> None:
-    """The LM engine ran one step with `size` requests."""
-    METRICS.lm_batch_size.observe(size)
 
 
 async def watch_event_loop(interval_s: float = 0.5, metrics: Metrics = METRICS) -> None:

@@ -51,6 +51,19 @@ async def test_ready_with_redis_and_the_model_and_lm_calls_are_measured(
         assert 'shopkeep_lm_requests_total{kind="generate",outcome="ok"}' in text
 
 
+async def test_the_batch_size_of_each_answer_is_measured(
+        redis_url: str, redis_client: object, tmp_path: Path, lm_client: LMClient) -> None:
+    async with running_app(redis_url, tmp_path, lm_client) as app:
+        count = sample("shopkeep_lm_batch_size_count")
+        total = sample("shopkeep_lm_batch_size_sum")
+        results = await asyncio.gather(*(app.lm.generate(GenerationRequest(
+            (ChatMessage("user", f"Name {n} colours."),), max_new_tokens=12)) for n in range(3)))
+        sizes = [r.batch_size for r in results]
+        assert all(1 <= size <= 3 for size in sizes) and max(sizes) >= 2  # decoded together
+        assert sample("shopkeep_lm_batch_size_count") - count == 3
+        assert sample("shopkeep_lm_batch_size_sum") - total == sum(sizes)
+
+
 async def test_graceful_stop_lets_the_message_in_flight_finish(
         redis_url: str, redis_client: object, tmp_path: Path, lm_client: LMClient) -> None:
     started = asyncio.Event()
