@@ -18,6 +18,7 @@ from telegram.error import Conflict, NetworkError, TelegramError
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
 
 from adapters.telegram.flood import FloodLimits, RedisFloodLimiter
+from adapters.telegram.members import Membership
 from adapters.telegram.menu import publish_commands
 from adapters.telegram.offsets import UpdateLedger
 from adapters.telegram.sender import TEXT_LIMIT, Sender
@@ -27,7 +28,7 @@ from adapters.telegram.translate import (
     ReplyTarget,
     Translator,
 )
-from bot.events import Inbound, Outbound, Platform
+from bot.events import CommunityRef, Inbound, Outbound, Platform
 from bot.ports import Adapter, AdapterHost, Capabilities
 from bot.settings import Settings
 from bot.storage.keys import Keys, community_merchant, merchants
@@ -74,6 +75,7 @@ class TelegramAdapter(Adapter):
         self._ledger: UpdateLedger | None = None
         self._translator: Translator | None = None
         self._sender: Sender | None = None
+        self._members: Membership | None = None
         self.limiter: RedisFloodLimiter | None = None
         self._poll_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -115,6 +117,7 @@ class TelegramAdapter(Adapter):
         self._ledger = UpdateLedger(host.redis, self.bot_id)
         self._translator = Translator(bot, AdminCache(bot, self.admin_cache_s), callbacks)
         self._sender = Sender(bot, host.redis, self.bot_id, callbacks)
+        self._members = Membership(bot, host.redis, self.bot_id)
         await publish_commands(bot, host.commands)
         await app.start()
         if self.mode == "polling":
@@ -159,6 +162,12 @@ class TelegramAdapter(Adapter):
             raise RuntimeError("the Telegram adapter has not been started")
         target = self._targets.get(outbound.reply_to) if outbound.reply_to else None
         return await self._sender.send(outbound, target)
+
+    async def create_invite(self, community: CommunityRef, name: str) -> str | None:
+        """A personal invite link (`createChatInviteLink`); None where the bot may not."""
+        if self._members is None:
+            return None
+        return await self._members.create_invite(community, name)
 
     # Receiving
 
@@ -283,10 +292,13 @@ class TelegramAdapter(Adapter):
 
     async def _handle(self, update: Update) -> None:
         assert self._translator is not None and self._host is not None
+        assert self._members is not None
         message = update.message
         if message is not None and message.migrate_to_chat_id:
             await migrate_community(self._host, message.chat.id, message.migrate_to_chat_id)
             return
+        if await self._members.handle(update, self._host):
+            return  # a join or leave
         translated = await self._translator.inbound(update)
         if translated is None:
             return

@@ -121,7 +121,7 @@ class Translator:
         target = _target(chat, message, member_id=message.from_user.id)
         inbound = Inbound(
             platform=Platform.TELEGRAM, member=member, text=text.strip(),
-            community=_community(chat, target.thread_id),
+            community=community_of(chat, target.thread_id),
             message_id=f"{chat.id}:{message.message_id}",
             privilege=await self._privilege(chat, message.from_user.id),
             mentions_bot=mentions, reply_to_bot=reply_to_bot, attachments=attachments,
@@ -148,7 +148,7 @@ class Translator:
                          else None)
         inbound = Inbound(
             platform=Platform.TELEGRAM, member=member, text=action,
-            community=_community(message.chat, target.thread_id),
+            community=community_of(message.chat, target.thread_id),
             message_id=f"{message.chat.id}:cb:{query.id}",
             privilege=await self._privilege(message.chat, user.id),
             reply_to_bot=True, extras={"callback": True, "update_id": update.update_id},
@@ -206,7 +206,8 @@ def _target(chat: Chat, message: Message | None, member_id: int,
                        thread_id=thread_id, user_id=member_id, is_group=chat.type != Chat.PRIVATE)
 
 
-def _community(chat: Chat, thread_id: int | None) -> CommunityRef | None:
+def community_of(chat: Chat, thread_id: int | None = None) -> CommunityRef | None:
+    """The community of a group chat (None for a private chat): messages and joins alike."""
     if chat.type == Chat.PRIVATE:
         return None
     return CommunityRef(Platform.TELEGRAM, str(chat.id), str(chat.id),

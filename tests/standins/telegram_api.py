@@ -3,7 +3,8 @@
 It keeps the semantics the adapter relies on: long-polled `getUpdates` that forgets updates
 below the offset it is given, the 4096-character limit counted after HTML parsing, HTML
 that must parse, 429 `retry_after` answers past the flood limits, 403 for a member who never
-opened a chat with the bot, and files behind `getFile`. Tests drive it through its control
+opened a chat with the bot, and files behind `getFile`; joins, leaves and invite links
+come from `telegram_members`. Tests drive it through its control
 API: the Python methods below (`message`, `callback`, `fail`, `wait_for`, ...) or the same
 over HTTP under `/_control/`.
 """
@@ -23,6 +24,9 @@ from typing import Any
 
 from aiohttp import ClientSession, web
 
+from tests.standins.telegram_errors import ApiError
+from tests.standins.telegram_members import MemberEvents
+
 TEXT_LIMIT = 4096
 _SEND_METHODS = {"sendMessage", "sendDocument", "sendPhoto", "editMessageText"}
 _JSON_FIELDS = {"reply_markup", "reply_parameters", "commands", "scope", "allowed_updates",
@@ -32,16 +36,6 @@ _INT_FIELDS = {"offset", "limit", "timeout", "message_thread_id", "message_id",
 _HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
               "span", "tg-spoiler", "tg-emoji", "blockquote"}
 _BARE_AMP = re.compile(r"&(?!(?:amp|lt|gt|quot|#\d+|#x[0-9a-fA-F]+);)")
-
-
-class ApiError(Exception):
-    def __init__(self, code: int, description: str, retry_after: int | None = None,
-                 migrate_to: int | None = None) -> None:
-        super().__init__(description)
-        self.code = code
-        self.description = description
-        self.retry_after = retry_after
-        self.migrate_to = migrate_to
 
 
 @dataclass
@@ -104,7 +98,7 @@ def visible_text(raw: str, parse_mode: str | None) -> str:
     return "".join(parser.text)
 
 
-class TelegramStandIn:
+class TelegramStandIn(MemberEvents):
     """The Bot API for one bot. `chat_limit=(20, 60.0)` refuses the 21st message to one group
     within a minute with a 429 whose `retry_after` is `retry_after` seconds."""
 
@@ -142,6 +136,7 @@ class TelegramStandIn:
         self._changed = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._closing = False
+        self._init_members()
 
     # Life cycle
 
@@ -320,11 +315,13 @@ class TelegramStandIn:
     async def _m_setWebhook(self, p: dict[str, Any]) -> bool:
         self.webhook_url = p["url"]
         self.webhook_secret = p.get("secret_token")
+        self._note_allowed(p)
         return True
 
     async def _m_getUpdates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
         if self.webhook_url:
             raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active")
+        self._note_allowed(p)
         offset = int(p.get("offset") or 0)
         if offset > self.confirmed:
             self.confirmed = offset
