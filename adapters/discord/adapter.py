@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 
 from adapters.discord.endpoints import DEFAULT_API_URL, DEFAULT_GATEWAY_URL, configure_endpoints
+from adapters.discord.members import MemberEvents
 from adapters.discord.render import ACTION_PREFIX, ALLOWED_MENTIONS, Part, render
 from adapters.discord.slash import build_commands
 from adapters.discord.translate import (
@@ -24,7 +25,7 @@ from adapters.discord.translate import (
 )
 from bot.commands.registry import CommandSpec
 from bot.errors import UserFacingError
-from bot.events import CommandCall, Inbound, Outbound, Platform
+from bot.events import CommandCall, CommunityRef, Inbound, Outbound, Platform
 from bot.ports import Adapter, AdapterHost, Capabilities
 from bot.settings import Settings
 from bot.storage import keys
@@ -52,22 +53,37 @@ class DiscordAdapter(Adapter):
         self._token = token
         self.moderator_roles = frozenset(moderator_roles)
         self.defer_after_s = defer_after_s
-        intents = discord.Intents.default()
-        intents.message_content = True  # members ask in plain messages
-        options: dict[str, Any] = {"intents": intents, "allowed_mentions": ALLOWED_MENTIONS,
-                                   "guild_ready_timeout": guild_ready_timeout}
-        self.client: discord.Client = (
-            discord.AutoShardedClient(shard_count=shards, **options) if shards
-            else discord.Client(**options))
-        self.tree = app_commands.CommandTree(self.client)
-        self.tree.error(self._on_tree_error)
+        self._shards = shards
+        self._guild_ready_timeout = guild_ready_timeout
         self._host: AdapterHost | None = None
         self._runner: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self._deferred: dict[int, bool] = {}  # interaction id → deferred privately?
+        self.members = MemberEvents(lambda: self.host)
+        self._build_client(members_intent=True)
+
+    def _build_client(self, *, members_intent: bool) -> None:
+        """The discord.py client and its command tree (built again without the privileged
+        members intent when the gateway refuses it)."""
+        intents = discord.Intents.default()
+        intents.message_content = True  # members ask in plain messages
+        # The member cache stays as it was without the intent (joins are not kept in memory)
+        # and no member lists are requested at startup: joins only need the events.
+        cache = discord.MemberCacheFlags.from_intents(intents)
+        intents.members = members_intent  # joins and leaves, for referral attribution
+        options: dict[str, Any] = {"intents": intents, "allowed_mentions": ALLOWED_MENTIONS,
+                                   "guild_ready_timeout": self._guild_ready_timeout,
+                                   "member_cache_flags": cache,
+                                   "chunk_guilds_at_startup": False}
+        self.client: discord.Client = (
+            discord.AutoShardedClient(shard_count=self._shards, **options) if self._shards
+            else discord.Client(**options))
+        self.tree = app_commands.CommandTree(self.client)
+        self.tree.error(self._on_tree_error)
         self.client.event(self.on_message)
         self.client.event(self.on_interaction)
         self.client.event(self.on_guild_join)
+        self.members.attach(self.client)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DiscordAdapter:
@@ -83,7 +99,23 @@ class DiscordAdapter(Adapter):
     async def start(self, host: AdapterHost) -> None:
         """Log in, connect the gateway, wait for READY and sync slash commands per guild."""
         self._host = host
-        for command in build_commands(list(host.commands), self._on_slash):
+        try:
+            await self._connect()
+        except discord.PrivilegedIntentsRequired:
+            log.warning("Discord refused the privileged Server Members intent (switch it on "
+                        "in the developer portal, Bot → Privileged Gateway Intents): running "
+                        "without it, so joins and leaves are not seen and invite referrals "
+                        "are not attributed")
+            await self.client.close()
+            self._build_client(members_intent=False)
+            await self._connect()
+        for guild in self.client.guilds:
+            await self._sync(guild)
+        log.info("Discord connected as %s in %d guild(s)", self.client.user,
+                 len(self.client.guilds))
+
+    async def _connect(self) -> None:
+        for command in build_commands(list(self.host.commands), self._on_slash):
             self.tree.add_command(command)
         await self.client.login(self._token)
         self._runner = asyncio.create_task(self.client.connect(reconnect=True))
@@ -95,10 +127,6 @@ class DiscordAdapter(Adapter):
             if self._runner in done:
                 await self._runner  # raises the connection error (bad token, intents...)
             raise TimeoutError(f"Discord gateway not ready after {READY_TIMEOUT_S:.0f} s")
-        for guild in self.client.guilds:
-            await self._sync(guild)
-        log.info("Discord connected as %s in %d guild(s)", self.client.user,
-                 len(self.client.guilds))
 
     async def stop(self) -> None:
         if self._pending:
@@ -124,6 +152,11 @@ class DiscordAdapter(Adapter):
 
     async def on_guild_join(self, guild: discord.Guild) -> None:
         await self._sync(guild)
+        await self.members.follow(guild)
+
+    async def create_invite(self, community: CommunityRef, name: str) -> str | None:
+        """A personal invite link (`/invite`); see `MemberEvents.create_invite`."""
+        return await self.members.create_invite(community, name)
 
     # Inbound
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from adapters.discord import DiscordAdapter
 from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandRegistry, CommandSpec
-from bot.events import Button, Citation, Outbound, Privilege
+from bot.events import Button, Citation, MembershipChange, Outbound, Privilege
 from bot.router import Router
 from bot.storage.store import Store
 from bot.tenancy import Tenancy
@@ -106,9 +106,13 @@ class CoreHost:
     router: Router
     registry: CommandRegistry
     store: Store
+    changes: list[MembershipChange] = field(default_factory=list)  # joins and leaves seen
 
     async def handle(self, inbound):  # type: ignore[no-untyped-def]
         return await self.router.handle(inbound)
+
+    async def membership(self, change: MembershipChange) -> None:
+        self.changes.append(change)
 
     @property
     def commands(self) -> Sequence[CommandSpec]:

@@ -18,9 +18,12 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
+
+if TYPE_CHECKING:
+    from tests.standins.discord_members import MembersStandIn
 
 DISCORD_EPOCH_MS = 1420070400000
 PERM_MANAGE_MESSAGES = 1 << 13
@@ -140,6 +143,9 @@ class DiscordStandIn:
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self.base = ""
+        from tests.standins.discord_members import MembersStandIn  # it imports this module
+
+        self.members: MembersStandIn = MembersStandIn(self)  # joins, leaves, invites
 
     # Lifecycle and addresses
 
@@ -429,6 +435,9 @@ class DiscordStandIn:
         if d.get("token") != self.token:
             await ws.close(code=4004, message=b"Authentication failed.")
             return
+        if self.members.refuses_identify(d):
+            await ws.close(code=4014, message=b"Disallowed intent(s).")
+            return
         self.identifies += 1
         shard = tuple(d.get("shard") or (0, 1))
         session = Session(uuid.uuid4().hex, (int(shard[0]), int(shard[1])), ws=ws)
@@ -534,6 +543,9 @@ class DiscordStandIn:
             return await self._callback(request, parts[2])
         if parts[0] == "webhooks" and len(parts) >= 3:
             return await self._webhook(request, parts[2], parts[3:])
+        handled = await self.members.rest(request, parts)
+        if handled is not None:
+            return handled
         return _json({"message": f"404: Not Found {method} {path}", "code": 0},
                                  status=404)
 
