@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from telegram import ChatMemberUpdated
 
 from adapters.telegram import TelegramAdapter
+from adapters.telegram.members import change_from_update
 from bot.events import CommunityRef, MembershipChange, Platform
 from bot.growth import GrowthFeature
 from bot.storage.keys import Keys
@@ -19,6 +21,7 @@ from lm_service.api import LMClient
 from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
 from tests.standins.telegram_api import TelegramStandIn
 from tests.support.harness import running_app
+from tests.support.redis_server import free_port
 
 GROUP = -100777
 M = "default"
@@ -197,6 +200,66 @@ async def test_an_unnamed_link_is_reported_by_its_url_and_promotions_are_no_join
     await _drain(tg_api, GROUP)
     assert [(c.member.key, c.joined, c.invite) for c in members_host.changes] == [
         ("telegram:6", True, url)]
+
+
+async def test_webhook_mode_asks_for_chat_member_updates_and_reports_joins(
+        tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory,
+        members_host: MembershipHost) -> None:
+    tg_api.group(GROUP)
+    tg_api.promote_bot(GROUP)
+    port = free_port()
+    await tg_adapter(members_host, mode="webhook", webhook_port=port,
+                     webhook_url=f"http://127.0.0.1:{port}/telegram/hook",
+                     webhook_listen="127.0.0.1")
+    assert "chat_member" in tg_api.allowed_updates  # told to setWebhook
+    tg_api.join(GROUP, 12, {"invite_link": "https://t.me/+Hook", "name": "ref_hook",
+                            "creator": tg_api.user(1), "creates_join_request": False,
+                            "is_primary": False, "is_revoked": False})
+    await _drain(tg_api, GROUP)
+    assert [(c.member.key, c.invite) for c in members_host.changes] == [
+        ("telegram:12", "ref_hook")]
+
+
+def _updated(old: dict[str, object], new: dict[str, object]) -> ChatMemberUpdated:
+    user = {"id": 21, "is_bot": False, "first_name": "Rae", "last_name": "Stone"}
+    return ChatMemberUpdated.de_json({
+        "chat": {"id": GROUP, "type": "supergroup", "title": "Shop fans"},
+        "from": user, "date": 1_790_000_000,
+        "old_chat_member": {"user": user, **old}, "new_chat_member": {"user": user, **new},
+    }, None)
+
+
+_RESTRICTED = {"status": "restricted", "until_date": 0, "can_send_messages": False,
+               "can_send_audios": False, "can_send_documents": False,
+               "can_send_photos": False, "can_send_videos": False,
+               "can_send_video_notes": False, "can_send_voice_notes": False,
+               "can_send_polls": False, "can_send_other_messages": False,
+               "can_add_web_page_previews": False, "can_change_info": False,
+               "can_invite_users": False, "can_pin_messages": False,
+               "can_manage_topics": False, "can_edit_tag": False,
+               "can_react_to_messages": False}
+
+
+@pytest.mark.parametrize(("old", "new", "joined"), [
+    ({"status": "left"}, {"status": "member"}, True),
+    ({"status": "kicked", "until_date": 0}, {"status": "member"}, True),
+    ({**_RESTRICTED, "is_member": False}, {**_RESTRICTED, "is_member": True}, True),
+    ({"status": "member"}, {"status": "left"}, False),
+    ({"status": "member"}, {"status": "kicked", "until_date": 0}, False),
+    ({**_RESTRICTED, "is_member": True}, {"status": "left"}, False),
+    ({"status": "member"}, {**_RESTRICTED, "is_member": True}, None),  # muted, still in
+    ({"status": "left"}, {"status": "kicked", "until_date": 0}, None),  # banned after leaving
+    ({"status": "left"}, {**_RESTRICTED, "is_member": False}, None),
+])
+def test_a_join_is_not_a_member_before_and_a_member_after(
+        old: dict[str, object], new: dict[str, object], joined: bool | None) -> None:
+    change = change_from_update(_updated(old, new))
+    if joined is None:
+        assert change is None
+    else:
+        assert change is not None and change.joined is joined
+        assert change.member.key == "telegram:21" and change.member.display_name == "Rae Stone"
+        assert change.at == 1_790_000_000 and change.invite is None
 
 
 async def test_bots_and_the_bot_itself_joining_or_leaving_are_ignored(
