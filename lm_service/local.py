@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
-from lm_service.api import (
-    GenerationRequest,
-    GenerationResult,
-    LMTimeout,
-    LMUnavailable,
-)
+from lm_service.api import GenerationRequest, LMTimeout, LMUnavailable
+from lm_service.streaming import EventClient
 
 _GRACE_S = 5.0  # how much longer than the deadline the client waits for the engine's verdict
 
@@ -82,7 +77,7 @@ class _QueueSink:
         self.outbox.put(self.events, ("error", error))
 
 
-class InProcessLMClient:
+class InProcessLMClient(EventClient):
     """Generation and embeddings served by models loaded in this process.
 
     Construct it with explicit paths (tests) or `from_settings(settings)` (the bot); then
@@ -155,28 +150,6 @@ class InProcessLMClient:
         if self.engine is None:
             raise LMUnavailable("the LM client is not started")
         return self.engine
-
-    async def generate(self, request: GenerationRequest) -> GenerationResult:
-        """The whole answer.
-
-        Raises:
-            LMBusy: the queue is full. LMTimeout: the deadline passed.
-            LMUnavailable: the engine is not running. LMError: anything else.
-        """
-        result: GenerationResult | None = None
-        async with contextlib.aclosing(self._events(request, wants_deltas=False)) as events:
-            async for kind, value in events:
-                if kind == "done":
-                    result = value
-        assert result is not None
-        return result
-
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
-        """The answer as text deltas, in order, as they are decided."""
-        async with contextlib.aclosing(self._events(request, wants_deltas=True)) as events:
-            async for kind, value in events:
-                if kind == "delta":
-                    yield value
 
     def events(
         self, request: GenerationRequest, wants_deltas: bool = True

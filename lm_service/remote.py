@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from redis import RedisError
@@ -22,17 +22,17 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from lm_service import wire
 from lm_service.api import (
     GenerationRequest,
-    GenerationResult,
     LMBusy,
     LMError,
     LMTimeout,
     LMUnavailable,
 )
+from lm_service.streaming import EventClient
 
 _GRACE_S = 2.0
 
 
-class RedisLMClient:
+class RedisLMClient(EventClient):
     """Sends requests to LM workers through Redis.
 
     Args:
@@ -58,21 +58,6 @@ class RedisLMClient:
     async def stop(self) -> None:
         return None  # the Redis connection belongs to whoever passed it in
 
-    async def generate(self, request: GenerationRequest) -> GenerationResult:
-        result: GenerationResult | None = None
-        async with contextlib.aclosing(self._events(request, streaming=False)) as events:
-            async for kind, value in events:
-                if kind == "done":
-                    result = value
-        assert result is not None
-        return result
-
-    async def stream(self, request: GenerationRequest) -> AsyncIterator[str]:
-        async with contextlib.aclosing(self._events(request, streaming=True)) as events:
-            async for kind, value in events:
-                if kind == "delta":
-                    yield value
-
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
@@ -88,11 +73,11 @@ class RedisLMClient:
         raise LMError("the worker sent no embedding")  # pragma: no cover
 
     async def _events(
-        self, request: GenerationRequest, streaming: bool
+        self, request: GenerationRequest, wants_deltas: bool
     ) -> AsyncGenerator[tuple[str, Any], None]:
         timeout = request.deadline_s if request.deadline_s is not None else self.timeout_s
         fields = {"id": request.request_id, "kind": "generate",
-                  "request": wire.dump_request(request), "stream": "1" if streaming else "0",
+                  "request": wire.dump_request(request), "stream": "1" if wants_deltas else "0",
                   "deadline": str(time.time() + timeout)}
         stream = wire.request_stream(request.priority)
         received = 0
@@ -105,7 +90,7 @@ class RedisLMClient:
                     yield "delta", fresh
             elif event["t"] == "done":
                 result = wire.load_result(event["result"])
-                if streaming and len(result.text) > received:
+                if wants_deltas and len(result.text) > received:
                     yield "delta", result.text[received:]
                 yield "done", result
 
