@@ -16,6 +16,7 @@ from discord import app_commands
 
 from adapters.discord.endpoints import DEFAULT_API_URL, DEFAULT_GATEWAY_URL, configure_endpoints
 from adapters.discord.members import MemberEvents
+from adapters.discord.ratelimits import meter_rate_limits
 from adapters.discord.render import ACTION_PREFIX, ALLOWED_MENTIONS, Part, render
 from adapters.discord.slash import build_commands
 from adapters.discord.translate import (
@@ -99,6 +100,7 @@ class DiscordAdapter(Adapter):
     async def start(self, host: AdapterHost) -> None:
         """Log in, connect the gateway, wait for READY and sync slash commands per guild."""
         self._host = host
+        meter_rate_limits()
         try:
             await self._connect()
         except discord.PrivilegedIntentsRequired:

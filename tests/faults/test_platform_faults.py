@@ -12,7 +12,7 @@ import pytest
 
 from adapters.discord import DiscordAdapter
 from adapters.telegram import TelegramAdapter
-from tests.faults.support import SAY, CommandPipeline
+from tests.faults.support import SAY, CommandPipeline, sample
 from tests.standins.discord_api import DiscordStandIn
 from tests.standins.telegram_api import TelegramStandIn
 
@@ -35,6 +35,12 @@ async def tg() -> AsyncIterator[TelegramStandIn]:
     await api.stop()
 
 
+def _waits(platform: str) -> tuple[float, float]:
+    """(waits, seconds waited) on rate limits so far, as /metrics shows them."""
+    return (sample("shopkeep_rate_limit_waits_total", platform=platform),
+            sample("shopkeep_rate_limit_wait_seconds_total", platform=platform))
+
+
 def _answers(api: TelegramStandIn) -> Counter[str]:
     return Counter(s.text for s in api.sent if s.method == "sendMessage")
 
@@ -43,6 +49,7 @@ async def test_telegram_429s_and_failed_polls_under_traffic(
         tg: TelegramStandIn, host: CommandPipeline) -> None:
     adapter = TelegramAdapter(tg.token, tg.base_url, poll_timeout_s=1)
     await adapter.start(host)
+    waits_before, seconds_before = _waits("telegram")
     try:
         tg.fail("sendMessage", 429, "Too Many Requests: retry after 1", times=3, retry_after=1)
         tg.fail("getUpdates", 502, "Bad Gateway", times=2)
@@ -54,6 +61,8 @@ async def test_telegram_429s_and_failed_polls_under_traffic(
         assert _answers(tg) == expected
         assert tg.rejected[429] == 3 and tg.rejected[502] == 2
         assert adapter.limiter.retry_afters == 3
+        waits, seconds = _waits("telegram")
+        assert waits - waits_before >= 3 and seconds - seconds_before >= 3.0  # 3 x 1 s asked
     finally:
         await adapter.stop(drain_s=5)
 
@@ -94,6 +103,7 @@ async def test_discord_429s_lost_responses_and_a_dropped_gateway_under_traffic(
     adapter = DiscordAdapter(dc.token, api_url=dc.api_url, gateway_url=dc.gateway_url,
                              guild_ready_timeout=0.1)
     await adapter.start(host)
+    waits_before, seconds_before = _waits("discord")
     posts = f"/channels/{dc.general}/messages"
     ping = f"<@{dc.bot_id}>"
 
@@ -115,6 +125,8 @@ async def test_discord_429s_lost_responses_and_a_dropped_gateway_under_traffic(
         statuses = Counter(s for m, p, s, _ in dc.requests if m == "POST" and p == posts)
         # The 502s created their message: the retry (same nonce) must not post it again.
         assert statuses[429] == 3 and statuses[502] == 2
+        waits, seconds = _waits("discord")
+        assert waits - waits_before == 3 and seconds - seconds_before == pytest.approx(0.9)
         assert dc.resumes == 1
     finally:
         await adapter.stop()
