@@ -4,9 +4,10 @@ Two sources report a join: the `chat_member` update (only where the bot is an ad
 and it names the invite link used) and the `new_chat_members` / `left_chat_member` service
 message (every group, no link). A supergroup with the bot as admin gets both, in no
 guaranteed order, so one source is used per chat: `chat_member` where Telegram sends it (the
-bot is an admin there, or such an update has been seen in that chat), the service message
-elsewhere. Picking by chat rather than deduplicating events keeps the invite link: whichever
-arrives first, the join is reported once and from the update that says which link was used.
+bot is an admin there: `getChatMember`, kept up to date by `my_chat_member`; when that cannot
+be read, whether such an update was seen in the chat), the service message elsewhere.
+Picking by chat rather than deduplicating events keeps the invite link: whichever arrives
+first, the join is reported once and from the update that says which link was used.
 """
 
 from __future__ import annotations
@@ -101,8 +102,10 @@ class Membership:
             return True
         if update.my_chat_member is not None:  # the bot's own rights or membership changed
             mine = update.my_chat_member
-            self._bot_admin[mine.chat.id] = (time.monotonic() + BOT_STATUS_S,
-                                             mine.new_chat_member.status in _ADMIN_STATUSES)
+            admin = mine.new_chat_member.status in _ADMIN_STATUSES
+            self._bot_admin[mine.chat.id] = (time.monotonic() + BOT_STATUS_S, admin)
+            if not admin:  # demoted or removed: no more chat_member updates from this chat
+                await self._forget_chat_member_source(mine.chat.id)
             return True
         message = update.message
         if message is None or not (message.new_chat_members or message.left_chat_member):
@@ -151,27 +154,37 @@ class Membership:
         except Exception:
             log.warning("could not note chat_member updates for chat %s", chat_id)
 
+    async def _forget_chat_member_source(self, chat_id: int) -> None:
+        try:
+            await self.redis.delete(self._seen_key(chat_id))
+        except Exception:
+            log.warning("could not clear the chat_member mark of chat %s", chat_id)
+
     async def _chat_member_source(self, chat: Chat) -> bool:
         """Whether `chat_member` updates report this chat's joins (so service messages must
-        not): one was seen here, or the bot is an administrator."""
+        not): the bot is an administrator there or, when that cannot be read, such an update
+        has been seen there."""
+        admin = await self._bot_is_admin(chat.id)
+        if admin is not None:
+            return admin
         try:
-            if await self.redis.exists(self._seen_key(chat.id)):
-                return True
+            return bool(await self.redis.exists(self._seen_key(chat.id)))
         except Exception:
+            # Neither known: count the service message. Should a chat_member update for the
+            # same join follow, the core ignores the repeat (a referral is recorded once).
             log.warning("could not read the chat_member mark of chat %s", chat.id)
-        return await self._bot_is_admin(chat.id)
+            return False
 
-    async def _bot_is_admin(self, chat_id: int) -> bool:
+    async def _bot_is_admin(self, chat_id: int) -> bool | None:
+        """The bot's admin status in `chat_id` (cached; None when Telegram would not say)."""
         cached = self._bot_admin.get(chat_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         try:
             me = await self.bot.get_chat_member(chat_id, int(self.bot_id))
         except TelegramError as exc:
-            # Unknown: count the service message; a chat_member update arriving later marks
-            # the chat, so at worst one join is reported twice (the core ignores a repeat).
             log.warning("could not read the bot's status in chat %s: %s", chat_id, exc)
-            return False
+            return None
         admin = me.status in _ADMIN_STATUSES
         self._bot_admin[chat_id] = (time.monotonic() + BOT_STATUS_S, admin)
         return admin

@@ -185,6 +185,38 @@ async def test_without_admin_rights_service_messages_report_joins_and_leaves(
     assert tg_api.calls["getChatMember"] == 1  # the bot's own status, asked once
 
 
+async def test_once_the_bot_is_demoted_service_messages_report_joins_again(
+        tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory,
+        members_host: MembershipHost) -> None:
+    tg_api.group(GROUP)
+    tg_api.promote_bot(GROUP)
+    await tg_adapter(members_host)
+    await _polling(tg_api)
+    tg_api.join(GROUP, 13)  # chat_member + service message: reported once
+    tg_api.demote(GROUP, tg_api.bot_id)  # my_chat_member: administrator → member
+    assert len(tg_api.join(GROUP, 14)) == 1  # Telegram sends only the service message now
+    await _drain(tg_api, GROUP)
+    assert [c.member.key for c in members_host.changes] == ["telegram:13", "telegram:14"]
+
+
+async def test_when_the_bots_status_cannot_be_read_a_seen_chat_member_update_decides(
+        tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory,
+        members_host: MembershipHost) -> None:
+    tg_api.group(GROUP)
+    tg_api.promote_bot(GROUP)
+    adapter = await tg_adapter(members_host)
+    await _polling(tg_api)
+    tg_api.join(GROUP, 15, service_message=False)
+    await _drain(tg_api, GROUP)
+    assert adapter._members is not None
+    adapter._members._bot_admin.clear()  # as after a restart: the status must be asked for
+    tg_api.fail("getChatMember", 500, times=5)
+    tg_api.join(GROUP, 16, service_first=True)
+    await _drain(tg_api, GROUP)
+    assert [c.member.key for c in members_host.changes] == ["telegram:15", "telegram:16"]
+    assert tg_api.calls["getChatMember"] == 1
+
+
 async def test_an_unnamed_link_is_reported_by_its_url_and_promotions_are_no_join(
         tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory,
         members_host: MembershipHost) -> None:

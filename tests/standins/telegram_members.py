@@ -62,6 +62,15 @@ class MemberEvents:
                                         for f in _ADMIN_FLAGS}
         return self._queue(chat_id, user_id, old, None, False, {})
 
+    def demote(self, chat_id: int, user_id: int) -> list[int]:
+        """Take `user_id`'s (or the bot's) admin rights away: still a member."""
+        old = self._member_json(chat_id, user_id)
+        self.admins[chat_id].pop(user_id, None)
+        if user_id == self.bot_id:
+            self.bot_rights.pop(chat_id, None)
+        self.members.setdefault(chat_id, {})[user_id] = "member"
+        return self._queue(chat_id, user_id, old, None, False, {})
+
     def join(self, chat_id: int, user_id: int, link: dict[str, Any] | None = None, *,
              service_message: bool = True, service_first: bool = False) -> list[int]:
         """`user_id` joins `chat_id` (through `link`, a link `createChatInviteLink` returned).
