@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 from bot.app import App  # noqa: E402
 from bot.events import Inbound, MemberRef, Platform  # noqa: E402
 from bot.knowledge.feature import KnowledgeFeature  # noqa: E402
+from bot.knowledge.paraphrase import Paraphraser  # noqa: E402
 from bot.knowledge.retrieval import Fusion, Hit, Retriever  # noqa: E402
 from bot.replies.grounding import numbers, ungrounded  # noqa: E402
 from bot.replies.prompt import passage  # noqa: E402
@@ -39,7 +40,10 @@ VARIANTS = {
     "minilm + speller": Fusion(use_lexical=False, threshold=0.5),
     "hybrid, no vector floor": Fusion(vector_floor=0.0),
     "lexical + minilm (no speller)": Fusion(use_speller=False),
-    "hybrid (default)": Fusion(),
+    "hybrid (threshold + floor only)": Fusion(use_phrasings=False, use_clear_winner=False),
+    "hybrid + clear winner": Fusion(use_phrasings=False),
+    "hybrid + LM phrasings, no clear winner": Fusion(use_clear_winner=False),
+    "hybrid + clear winner + LM phrasings (default)": Fusion(),
 }
 
 
@@ -143,6 +147,18 @@ async def faithful_share(app: App, rows: list[dict[str, Any]],
     return good / max(1, total)
 
 
+async def write_phrasings(app: App, count: int) -> dict[str, Any]:
+    """Generate the FAQ's phrasings now (the bot does it in the background after an import)."""
+    knowledge = next(f.knowledge for f in app.features if isinstance(f, KnowledgeFeature))
+    paraphraser = Paraphraser(knowledge, count)
+    started = time.perf_counter()
+    entries = await paraphraser.fill(app.settings.merchant)
+    stored = await paraphraser.stored(app.settings.merchant)
+    return {"count": count, "entries": entries, "requests": paraphraser.generated,
+            "kept": sum(len(p.lines) for p in stored.values()),
+            "seconds": time.perf_counter() - started}
+
+
 def build_app(lm: LMClient, data_dir: Path, mode: str) -> App:
     settings = load_settings(data_dir=data_dir, demo_shop=True, redis_url=None,
                              reply_mode=mode, member_messages_per_minute=10_000,
@@ -183,6 +199,8 @@ async def main_async(args: argparse.Namespace, lm: LMClient | None = None) -> di
             app = build_app(lm, Path(tmp) / mode, mode)
             await app.start()
             try:
+                if n == 0:
+                    report["phrasings"] = await write_phrasings(app, args.phrasings)
                 if args.ablation and n == 0:
                     report["retrieval"] = await retrieval_table(app, rows)
                 # every third row, so a sample still mixes FAQ, product and off-topic rows
@@ -208,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generate-sample", type=int, default=40,
                         help="questions answered in generate mode (it is slow)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--phrasings", type=int, default=load_settings().faq_paraphrases,
+                        help="LM-written phrasings per FAQ entry (0: none)")
     args = parser.parse_args(argv)
     report = asyncio.run(main_async(args))
     if args.json:
@@ -215,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print_table("Retrieval ideas (top-1 citation accuracy, off-topic without citation)",
                     report.get("retrieval", []))
+        print_table("LM-written FAQ phrasings", [report["phrasings"]])
         print_table("Full pipeline", report["pipeline"])
     return 0
 

@@ -166,6 +166,13 @@ class Settings(BaseSettings):
     shutdown_timeout_s: float = Field(20.0, gt=0, le=600, description="Longest a graceful "
                                       "stop may take before the rest is abandoned.")
 
+    # Knowledge: LM-written FAQ phrasings (issue 5)
+    faq_paraphrases: int = Field(4, ge=0, le=12, description="Phrasings the LM writes per FAQ "
+                                 "entry in the background after an import (0: none).")
+    faq_paraphrase_delay_s: float = Field(20.0, ge=0, le=3600, description="Quiet seconds "
+                                          "after a knowledge change before phrasings are "
+                                          "written (several imports in a row: one pass).")
+
     # Growth: referrals, account linking, analytics, FAQ gaps, weekly digest (issue 9)
     referral_stay_days: float = Field(7.0, ge=0, le=365, description="Days an invited member "
                                       "must stay before the referral counts.")

@@ -1,4 +1,4 @@
-"""The knowledge feature: moderator commands and the demo shop's FAQ and catalog."""
+"""The knowledge feature: moderator commands, demo shop import, background FAQ phrasings."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 
 from bot.commands.registry import CommandSpec
 from bot.core import Core
+from bot.knowledge.background import PhrasingWorker
 from bot.knowledge.commands import KnowledgeCommands
 from bot.knowledge.files import parse_catalog, parse_faq, read_file
+from bot.knowledge.paraphrase import Paraphraser
 from bot.knowledge.store import KnowledgeStore
 
 log = logging.getLogger(__name__)
@@ -19,15 +21,17 @@ class KnowledgeFeature:
         self.core = core
         self.knowledge = KnowledgeStore(core.store, core.lm)
         self._commands = KnowledgeCommands(core.store, self.knowledge)
+        self.paraphraser = Paraphraser(self.knowledge, core.settings.faq_paraphrases)
+        self.phrasings = PhrasingWorker(self.paraphraser, core.settings.faq_paraphrase_delay_s)
 
     def commands(self) -> list[CommandSpec]:
         return self._commands.specs()
 
     async def start(self) -> None:
-        return None
+        await self.phrasings.start()
 
     async def stop(self) -> None:
-        return None
+        await self.phrasings.stop()
 
     async def load_demo(self, folder: Path, merchant: str) -> None:
         """Import the demo shop's faq.yaml and catalog.csv (first run)."""

@@ -83,7 +83,13 @@ class Index:
 
 
 def build_index(faq: list[FaqEntry], products: list[Product],
-                vectors: dict[str, np.ndarray], version: int = 0) -> Index:
+                vectors: dict[str, np.ndarray], version: int = 0,
+                phrasings: dict[str, np.ndarray] | None = None) -> Index:
+    """Args:
+        vectors: each record's stored vectors (`embed_texts` order).
+        phrasings: extra question vectors per FAQ entry id (generated phrasings); an entry
+            scores by its best vector, so they add ways in without diluting the authored ones.
+    """
     docs: list[Doc] = []
     blocks: list[np.ndarray] = []
     row = 0
@@ -107,6 +113,11 @@ def build_index(faq: list[FaqEntry], products: list[Product],
             doc.body_rows = list(range(row + heads, row + matrix.shape[0]))
             blocks.append(matrix)
             row += matrix.shape[0]
+            extra = (phrasings or {}).get(record.id) if kind == "faq" else None
+            if extra is not None and extra.shape[1:] == matrix.shape[1:]:
+                doc.rows += list(range(row, row + extra.shape[0]))
+                blocks.append(extra)
+                row += extra.shape[0]
         docs.append(doc)
     df: Counter[str] = Counter()
     for doc in docs:

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bot.knowledge.index import Index, build_index
+from bot.knowledge.index import Doc, Index, build_index
 from bot.knowledge.models import FaqEntry, Product
+from bot.knowledge.paraphrase import current_phrasings
 from bot.knowledge.store import KnowledgeStore
 from bot.knowledge.text import content_stems
 
@@ -27,9 +28,19 @@ class Fusion:
     margin: float = 0.03
     use_speller: bool = True
     use_lexical: bool = True
+    use_phrasings: bool = True  # the LM's generated phrasings of FAQ entries, where stored
+    # A clear winner may sit lower: chatty questions share few words and only ~0.4-0.5 of
+    # meaning with their entry, while off-topic ones rarely single out one entry.
+    clear_threshold: float = 0.35
+    clear_floor: float = 0.4
+    clear_lead: float = 0.08  # ahead of the runner-up by at least this
+    use_clear_winner: bool = True
 
     def relevant(self, hit: Hit) -> bool:
-        return hit.score >= self.threshold and hit.vector >= self.vector_floor
+        if hit.score >= self.threshold and hit.vector >= self.vector_floor:
+            return True
+        return (self.use_clear_winner and hit.score >= self.clear_threshold
+                and hit.vector >= self.clear_floor and hit.lead >= self.clear_lead)
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,7 @@ class Hit:
     score: float
     vector: float
     lexical: float
+    lead: float = 0.0  # score minus the best other candidate's (negative below the top)
 
     @property
     def id(self) -> str:
@@ -85,7 +97,9 @@ class Retriever:
             faq = await self.knowledge.faq_entries(merchant)
             products = await self.knowledge.products(merchant)
             vectors = await self.knowledge.vectors(merchant)
-            built = build_index(faq, products, vectors, version)
+            phrasings = (await current_phrasings(self.knowledge, merchant, faq)
+                         if self.fusion.use_phrasings else {})
+            built = build_index(faq, products, vectors, version, phrasings)
             self._indexes[merchant] = built
             return built
 
@@ -113,7 +127,7 @@ class Retriever:
         else:
             lex = np.zeros_like(vec)
             score = vec
-        hits = []
+        ranked: list[tuple[int, Doc]] = []
         for i in np.argsort(-score):
             doc = index.docs[int(i)]
             if doc.kind not in kinds:
@@ -123,8 +137,14 @@ class Retriever:
                     continue
                 if category is not None and doc.record.category != category.lower():
                     continue
-            hits.append(Hit(doc.kind, doc.record, float(score[i]), float(vec[i]),
-                            float(lex[i])))
-            if len(hits) >= limit:
+            ranked.append((int(i), doc))
+            if len(ranked) > limit:  # one more than asked: the runner-up sets the lead
                 break
+        scores = [float(score[i]) for i, _ in ranked]
+        hits = []
+        for n, (i, doc) in enumerate(ranked[:limit]):
+            others = scores[:n] + scores[n + 1:]
+            lead = scores[n] - max(others) if others else scores[n]
+            hits.append(Hit(doc.kind, doc.record, scores[n], float(vec[i]), float(lex[i]),
+                            lead))
         return SearchResult(query, hits)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from bot.knowledge.models import FaqEntry, Product
-from bot.storage.keys import Keys
+from bot.storage.keys import Keys, merchants
 from bot.storage.store import Store
 from lm_service.api import LMClient
 
@@ -44,6 +44,11 @@ def embed_texts(record: Record) -> list[str]:
 
 def vector_field(kind: str, record_id: str) -> str:
     return f"{kind}:{record_id}"
+
+
+def phrasings_field(kind: str, record_id: str) -> str:
+    """Field of the vectors hash with an FAQ entry's LM-written phrasings (paraphrase.py)."""
+    return "para:" + vector_field(kind, record_id)
 
 
 def _signature(texts: list[str]) -> str:
@@ -120,7 +125,8 @@ class KnowledgeStore:
         async with self.store.redis.pipeline(transaction=True) as pipe:
             pipe.srem(keys.faq_ids(), entry_id)
             pipe.delete(keys.faq(entry_id))
-            pipe.hdel(keys.vectors(), vector_field("faq", entry_id))
+            pipe.hdel(keys.vectors(), vector_field("faq", entry_id),
+                      phrasings_field("faq", entry_id))
             pipe.incr(keys.knowledge_version())
             removed, *_ = await pipe.execute()
         return bool(removed)
@@ -154,6 +160,11 @@ class KnowledgeStore:
                 else:
                     unchanged += 1
                     continue
+                old = old_records.get(record.id)
+                if kind == "faq" and (old is None or (old.question, old.answer)  # type: ignore[union-attr]
+                                      != (record.question, record.answer)):
+                    # written from the old text: gone now, rewritten in the background
+                    pipe.hdel(keys.vectors(), phrasings_field(kind, record.id))
                 pipe.delete(key)
                 pipe.hset(key, mapping=_to_hash(record))
                 pipe.sadd(ids_key, record.id)
@@ -163,7 +174,9 @@ class KnowledgeStore:
             for record_id in gone:
                 pipe.delete(_record_key(keys, kind, record_id))
                 pipe.srem(ids_key, record_id)
-                pipe.hdel(keys.vectors(), vector_field(kind, record_id))
+                pipe.hdel(keys.vectors(), vector_field(kind, record_id),
+                          phrasings_field(kind, record_id))
+            pipe.sadd(merchants(), merchant)  # background work (phrasings) finds it there
             pipe.incr(keys.knowledge_version())
             await pipe.execute()
         return ImportReport(added, updated, unchanged, len(gone), len(encoded))

@@ -56,19 +56,24 @@ SYNONYM_GROUPS = [
     "cancel stop",
     "cost price fee charge much",
     "free complimentary",
-    "warranty guarantee",
-    "repair fix patch mend",
+    "warranty guarantee covered coverage lifetime",
+    "repair fix patch mend hole tear rip",
     "contact call phone email reach talk",
-    "support service help",
+    "support service help agent representative rep",
     "discount promo coupon code",
     "store shop",
-    "broken damaged defective dent",
-    "restock stock available",
-    "rent rental hire",
-    "size fit",
+    "broken damaged defective dent crack scratch",
+    "restock stock available notify notification alert",
+    "rent rental hire borrow",
+    "size fit small medium large tight loose",
     "track tracking",
     "address location",
     "international abroad overseas",
+    # card brands and ways to pay are all questions about payment methods
+    "pay payment visa mastercard amex paypal klarna afterpay installment",
+    "gift voucher certificate",
+    "pickup pick collect",
+    "clean wash",
 ]
 
 
@@ -98,6 +103,8 @@ def _synonym_table() -> dict[str, frozenset[str]]:
 
 
 SYNONYMS = _synonym_table()
+# Known words even where the shop never writes them: 'amex' must not be "corrected" to 'apex'.
+SYNONYM_WORDS = frozenset(w for group in SYNONYM_GROUPS for w in group.split())
 
 
 def variants(stem_: str) -> frozenset[str]:
@@ -133,7 +140,7 @@ class Speller:
     """
 
     def __init__(self, vocabulary: Iterable[str], frequency: dict[str, int]) -> None:
-        self.vocabulary = frozenset(vocabulary) | STOPWORDS | COMMON
+        self.vocabulary = frozenset(vocabulary) | STOPWORDS | COMMON | SYNONYM_WORDS
         self.frequency = frequency
         self._by_first: dict[str, list[str]] = {}
         for word in self.vocabulary:
