@@ -24,21 +24,43 @@ class Embedder:
     def __init__(
         self, path: Path, device: str = "cpu", cache_size: int = 4096, max_length: int | None = None
     ) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from lm_service.bert import Bert
 
+        self.device = device
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self._fast: Any = None  # a `tokenizers.Tokenizer` when the model is our own `Bert`
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-            self.model: Any = AutoModel.from_pretrained(
-                path, local_files_only=True, dtype=torch.float32
-            ).to(device)
+            bert = Bert.from_folder(path, device) if (path / "tokenizer.json").exists() else None
+            if bert is not None:
+                from tokenizers import Tokenizer
+
+                self.model, self._fast = bert, Tokenizer.from_file(str(path / "tokenizer.json"))
+                self.dimension = bert.hidden
+                limit = _configured_limit(path)
+            else:
+                self._load_transformers(path, device)
+                limit = getattr(self.tokenizer, "model_max_length", 512)
         except (OSError, ValueError) as exc:
             raise LMUnavailable(f"cannot load the embedding model at {path}: {exc}") from exc
-        self.model.eval()
-        self.device = device
-        self.max_length = max_length or _max_length(path, self.tokenizer)
-        self.dimension = int(self.model.config.hidden_size)
+        self.max_length = max_length or _max_length(path, limit)
+        if self._fast is not None:
+            pad = self._fast.token_to_id("[PAD]")
+            self._fast.enable_padding(pad_id=pad or 0, pad_token="[PAD]" if pad else "<pad>")
+            self._fast.enable_truncation(self.max_length)
         self.cache_size = cache_size
         self._cache: OrderedDict[bytes, list[float]] = OrderedDict()
+
+    def _load_transformers(self, path: Path, device: str) -> None:
+        """Any other sentence-transformers model, through transformers (slower to start)."""
+        from transformers import AutoModel, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        self.model = AutoModel.from_pretrained(
+            path, local_files_only=True, dtype=torch.float32
+        ).to(device)
+        self.model.eval()
+        self.dimension = int(self.model.config.hidden_size)
 
     def embed(self, texts: list[str], batch_size: int = 32) -> list[list[float]]:
         """One unit vector per text, in order; repeated texts come from the cache."""
@@ -63,11 +85,18 @@ class Embedder:
 
     @torch.inference_mode()
     def _encode(self, texts: list[str]) -> list[list[float]]:
-        batch = self.tokenizer(
-            texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt"
-        ).to(self.device)
-        hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        if self._fast is not None:
+            encodings = self._fast.encode_batch(texts)
+            ids = torch.tensor([e.ids for e in encodings], device=self.device)
+            attention = torch.tensor([e.attention_mask for e in encodings], device=self.device)
+            hidden = self.model(ids, attention)
+        else:
+            batch = self.tokenizer(texts, padding=True, truncation=True,
+                                   max_length=self.max_length, return_tensors="pt"
+                                   ).to(self.device)
+            attention = batch["attention_mask"]
+            hidden = self.model(**batch).last_hidden_state
+        mask = attention.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return F.normalize(pooled.float(), p=2, dim=1).tolist()  # type: ignore[no-any-return]
 
@@ -77,11 +106,18 @@ class Embedder:
             self._cache.popitem(last=False)
 
 
-def _max_length(path: Path, tokenizer: Any) -> int:
+def _configured_limit(path: Path) -> Any:
+    """`model_max_length` from the tokenizer's config (512 when it says nothing)."""
+    config = path / "tokenizer_config.json"
+    if config.exists():
+        return json.loads(config.read_text()).get("model_max_length", 512)
+    return 512
+
+
+def _max_length(path: Path, limit: Any) -> int:
     config = path / "sentence_bert_config.json"
     if config.exists():
         value = json.loads(config.read_text()).get("max_seq_length")
         if isinstance(value, int):
             return value
-    limit = getattr(tokenizer, "model_max_length", 512)
     return int(limit) if isinstance(limit, int) and limit < 100_000 else 512

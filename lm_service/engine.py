@@ -32,6 +32,9 @@ from lm_service.scheduler import Scheduler, Sink, Ticket
 log = logging.getLogger(__name__)
 
 EmbedCallback = Callable[[list[list[float]] | BaseException], None]
+# The embedder loads after the generator (the first answer does not wait for it): as soon as
+# an embedding is asked for, or once the engine has had nothing to do for this long.
+_EMBEDDER_IDLE_S = 0.5
 
 
 @dataclass
@@ -80,7 +83,11 @@ class Engine:
         self.embedder: Any = None
         self.end_ids: frozenset[int] = frozenset()
         self.load_seconds = 0.0
+        self.embedder_load_seconds = 0.0
         self.governor: Any = None
+        self._embedder_path: Path | None = None  # set while the embedder waits to be loaded
+        self._embedder_error: BaseException | None = None
+        self._busy_at = 0.0
 
     @property
     def running(self) -> list[Sequence]:
@@ -142,7 +149,9 @@ class Engine:
 
     def embed(self, texts: list[str], done: EmbedCallback) -> None:
         """Queue texts to embed; `done` gets the vectors or an exception (engine thread)."""
-        if not self.alive or self.embedder is None:
+        if self._embedder_error is not None:
+            raise LMUnavailable(f"the embedder failed to load: {self._embedder_error}")
+        if not self.alive or (self.embedder is None and self._embedder_path is None):
             raise LMUnavailable("the LM engine is not running an embedder")
         with self._lock:
             self._embeds.append((texts, done))
@@ -179,9 +188,15 @@ class Engine:
             self._shutdown()
 
     def _load(self) -> None:
+        from lm_service import models
         from lm_service.loading import load_models
 
-        loaded = load_models(self.config)
+        cfg = self.config
+        defer = cfg.generator and cfg.embedder
+        loaded = load_models(cfg, defer_embedder=defer)
+        if defer:
+            self._embedder_path = models.resolve_embed_path(cfg.embed_model)
+        self._busy_at = time.monotonic()
         self.governor = loaded.governor
         self.runner, self.tokenizer, self.end_ids = (loaded.runner, loaded.tokenizer,
                                                      loaded.end_ids)
@@ -194,6 +209,8 @@ class Engine:
 
     def _turn(self) -> None:
         self.governor.tick()
+        if self._embedder_path is not None:
+            self._maybe_load_embedder()
         for ticket in self.scheduler.take_expired():
             if not ticket.cancelled:
                 ticket.sink.fail(LMTimeout("the deadline passed while the request waited"))
@@ -229,6 +246,29 @@ class Engine:
             done(gone)
 
     # -- embeddings ------------------------------------------------------------------------
+
+    def _maybe_load_embedder(self) -> None:
+        now = time.monotonic()
+        if self.running or len(self.scheduler):
+            self._busy_at = now
+        if not self._embeds and now - self._busy_at < _EMBEDDER_IDLE_S:
+            return
+        from lm_service.loading import load_embedder
+
+        path, self._embedder_path = self._embedder_path, None
+        assert path is not None
+        started = time.perf_counter()
+        try:
+            self.embedder = load_embedder(path)
+        except Exception as exc:
+            log.exception("the embedder failed to load")
+            self._embedder_error = exc
+            with self._lock:
+                jobs = list(self._embeds)
+                self._embeds.clear()
+            for _, done in jobs:
+                done(LMUnavailable(f"the embedder failed to load: {exc}"))
+        self.embedder_load_seconds = time.perf_counter() - started
 
     def _serve_embeddings(self, limit: int | None) -> None:
         if self.embedder is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -22,8 +23,10 @@ class Loaded:
     seconds: float = 0.0
 
 
-def load_models(cfg: Any) -> Loaded:
+def load_models(cfg: Any, defer_embedder: bool = False) -> Loaded:
     """Load what `cfg` (an `EngineConfig`) asks for, on the calling thread (imports torch).
+
+    `defer_embedder`: only check that the embedding model is there (`load_embedder` later).
 
     Raises:
         LMUnavailable: a model file is missing or cannot be loaded.
@@ -42,11 +45,19 @@ def load_models(cfg: Any) -> Loaded:
     if cfg.generator:
         out.runner, out.tokenizer, out.end_ids = load_generator(cfg, device)
     if cfg.embedder:
-        from lm_service.embedder import Embedder
-
-        out.embedder = Embedder(models.resolve_embed_path(cfg.embed_model), device=device)
+        path = models.resolve_embed_path(cfg.embed_model)
+        if not defer_embedder:
+            out.embedder = load_embedder(path, device)
     out.seconds = time.perf_counter() - started
     return out
+
+
+def load_embedder(path: Path, device: str | None = None) -> Any:
+    """The sentence embedder at `path` (imports transformers' modelling code: seconds)."""
+    from lm_service import models
+    from lm_service.embedder import Embedder
+
+    return Embedder(path, device=device or models.choose_device())
 
 
 def load_generator(cfg: Any, device: str) -> tuple[Any, Any, frozenset[int]]:

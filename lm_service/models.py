@@ -211,13 +211,34 @@ def _strip_quantization(config_file: Path) -> None:
         config_file.write_text(json.dumps(data, indent=2))
 
 
-def load_tokenizer(folder: Path) -> Any:
-    from transformers import AutoTokenizer
+_GENERIC_TOKENIZERS = frozenset({"TokenizersBackend", "PreTrainedTokenizerFast"})
 
+
+def load_tokenizer(folder: Path) -> Any:
+    """The folder's tokenizer. A plain `tokenizer.json` tokenizer (what the GGUF conversion
+    saves) is loaded by its own class: `AutoTokenizer` would first resolve the model's config
+    class, importing transformers' modelling code (seconds of a cold start)."""
     try:
+        if _tokenizer_class(folder) in _GENERIC_TOKENIZERS:
+            from transformers import PreTrainedTokenizerFast
+
+            return PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
+        from transformers import AutoTokenizer
+
         return AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise LMUnavailable(f"cannot load the tokenizer at {folder}: {exc}") from exc
+
+
+def _tokenizer_class(folder: Path) -> str | None:
+    config = folder / "tokenizer_config.json"
+    if not (folder / "tokenizer.json").exists() or not config.exists():
+        return None
+    try:
+        value = json.loads(config.read_text()).get("tokenizer_class")
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def load_causal_lm(

@@ -53,12 +53,9 @@ class FastLlama:
         `prepared`: a file for the fused weights; written on the first start, read on later
         ones (which then skip the fusing: seconds of a cold start).
         """
-        from transformers import AutoConfig
-
-        cfg = AutoConfig.from_pretrained(folder, local_files_only=True)
-        if not w.supports_config(cfg):
+        cfg = w.read_config(folder)
+        if cfg is None or not w.supports_config(cfg):
             return None
-        cfg.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         rope = w.default_rope(cfg)
         if rope is None:
             return None

@@ -7,13 +7,15 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
 SUPPORTED_TYPES = frozenset({"llama", "mistral", "qwen2"})
-_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32}
+_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32,
+           "I64": torch.int64}
 
 
 class Weights(Protocol):
@@ -27,7 +29,9 @@ def supports_config(cfg: Any) -> bool:
     """True for the architectures `FastLlama` implements."""
     if getattr(cfg, "model_type", None) not in SUPPORTED_TYPES:
         return False
-    if getattr(cfg, "use_sliding_window", False):
+    if getattr(cfg, "use_sliding_window", False) or getattr(cfg, "mlp_bias", False):
+        return False
+    if getattr(cfg, "hidden_act", "silu") != "silu":
         return False
     return not (cfg.model_type == "mistral" and getattr(cfg, "sliding_window", None))
 
@@ -44,6 +48,26 @@ def default_rope(cfg: Any) -> tuple[Tensor, float] | None:
         return None
     inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
     return inv_freq, 1.0
+
+
+def read_config(folder: Path) -> Any:
+    """The model's `config.json` as attributes, with the defaults `FastLlama` relies on; None
+    when there is none. (transformers' `AutoConfig` would import its modelling code: seconds
+    of a cold start. Only configs `supports_config` accepts are used from here.)"""
+    path = folder / "config.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    cfg = SimpleNamespace(**data)
+    cfg.num_key_value_heads = data.get("num_key_value_heads") or data["num_attention_heads"]
+    cfg.head_dim = data.get("head_dim") or data["hidden_size"] // data["num_attention_heads"]
+    cfg.rms_norm_eps = data.get("rms_norm_eps", 1e-6)
+    cfg.max_position_embeddings = data.get("max_position_embeddings", 2048)
+    # Older files keep the RoPE settings in `rope_theta` / `rope_scaling`.
+    params = dict(data.get("rope_parameters") or data.get("rope_scaling") or {})
+    params.setdefault("rope_theta", data.get("rope_theta", 10000.0))
+    cfg.rope_parameters = params
+    return cfg
 
 
 class TensorFile:
@@ -66,8 +90,12 @@ class TensorFile:
         entry = self.entries[name]
         start, end = entry["data_offsets"]
         self.handle.seek(self.base + start)
-        data = bytearray(self.handle.read(end - start))
-        return torch.frombuffer(data, dtype=_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+        tensor = torch.empty(entry["shape"], dtype=_DTYPES[entry["dtype"]])
+        # Straight into the tensor's memory: no intermediate copy of the bytes.
+        view = tensor.view(-1).view(torch.uint8).numpy().data
+        if self.handle.readinto(view) != end - start:
+            raise OSError(f"{name}: the file ends early")
+        return tensor
 
     def __enter__(self) -> TensorFile:
         return self
