@@ -97,22 +97,45 @@ def test_every_variable_named_in_deploy_is_a_real_setting() -> None:
             assert not unknown, f"{path.relative_to(DEPLOY)} names unknown settings {unknown}"
 
 
+def _interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR-default}, from deploy/.env."""
+    def one(found: re.Match[str]) -> str:
+        name, op, default = found.group(1), found.group(2), found.group(3) or ""
+        if op == ":-":
+            return env.get(name) or default
+        return env.get(name, default if op == "-" else "")
+
+    return re.sub(r"\$\{(\w+)(:?-)?([^}]*)\}", one, str(value))
+
+
+def _environments() -> dict[str, dict[str, str]]:
+    """Each process's environment, as the orchestrator would assemble it."""
+    example = _env_file(DEPLOY / ".env.example")  # what deploy/.env and /etc/shopkeep/env start as
+    image = _image_env()
+    k8s = _k8s()
+    config = k8s[("ConfigMap", "shopkeep-config")]["data"]
+    secret = k8s[("Secret", "shopkeep-secrets")]["stringData"]
+    unit = dict(line.split("=", 1) for line in _unit_values("Environment"))
+    found = {"k8s bot": {**image, **config, **secret}, "k8s lm-worker": {**image, **config},
+             # systemd: EnvironmentFile= overrides Environment=
+             "systemd unit": {**unit, **example}}
+    for name, service in _compose()["services"].items():
+        if service.get("image") == SHOPKEEP_IMAGE:
+            given = {k: _interpolate(v, example) for k, v in service["environment"].items()}
+            found[f"compose {name}"] = {**image, **example, **given}
+    return found
+
+
 def test_every_environment_the_files_give_is_accepted_by_the_settings(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    example = _env_file(DEPLOY / ".env.example")
-    image = _image_env()
-    compose = _compose()["services"]
-    environments = {
-        "configmap": {**image, **_k8s()[("ConfigMap", "shopkeep-config")]["data"]},
-        "unit": {k: v for k, v in example.items() if v}
-        | dict(line.split("=", 1) for line in _unit_values("Environment")),
-    }
-    for name, service in compose.items():
-        if service.get("image") == SHOPKEEP_IMAGE:
-            environments[f"compose {name}"] = {**image, **example, **service["environment"]}
-    for where, env in environments.items():
+    for where, env in _environments().items():
         settings = _settings_from(env, monkeypatch)  # raises ConfigError naming the bad value
         assert settings.metrics_port in (None, 9464), where
+        # An empty token is still a token: the adapter would try to log in with "".
+        for token in (settings.discord_token, settings.telegram_token):
+            assert token is None or token.get_secret_value(), f"{where}: empty platform token"
+    # The unit runs `shopkeep run` alone: nothing would serve a remote LM queue.
+    assert _settings_from(_environments()["systemd unit"], monkeypatch).lm_backend != "remote"
 
 
 def test_secrets_stay_out_of_the_configmap() -> None:
@@ -184,15 +207,16 @@ def test_compose_services_run_real_commands_and_check_real_ports() -> None:
     from bot.cli import build_parser
 
     parser = build_parser()
-    example = _env_file(DEPLOY / ".env.example")
-    workers = 0
+    environments = _environments()
+    workers, remote = 0, False
     for name, service in _compose()["services"].items():
         if service.get("image") != SHOPKEEP_IMAGE:
             continue
         assert "entrypoint" not in service, name  # keep the image's `shopkeep` entrypoint
         assert parser.parse_args(service["command"]).command == service["command"][0], name
         workers += service["command"][0] == "lm-worker"
-        env = {**_image_env(), **example, **service["environment"]}
+        env = environments[f"compose {name}"]
+        remote |= service["command"][0] == "run" and env.get("SHOPKEEP_LM_BACKEND") == "remote"
         published = {int(p.split(":")[-1]) for p in service.get("ports", [])}
         assert published <= {int(env["SHOPKEEP_METRICS_PORT"])}, name
         if "healthcheck" in service:
@@ -200,7 +224,7 @@ def test_compose_services_run_real_commands_and_check_real_ports() -> None:
                                                                           ["test"]))
             assert url is not None and int(url.group(1)) == int(env["SHOPKEEP_METRICS_PORT"])
             assert url.group(2) in ("/healthz", "/readyz")
-    assert example["SHOPKEEP_LM_BACKEND"] != "remote" or workers, "remote LM and no worker"
+    assert workers or not remote, "the bot sends to a remote LM and no worker serves it"
 
 
 async def test_every_health_path_the_files_probe_answers() -> None:
