@@ -1,11 +1,14 @@
 """The deployment files are valid to the tools that read them: Kubernetes, Compose, Kustomize,
-prometheus-adapter — checked offline against their published schemas."""
+prometheus-adapter (offline, against their published schemas) and redis-server (a real one)."""
 
 from __future__ import annotations
 
 import copy
 import json
 import re
+import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,7 @@ import jsonschema
 import kubernetes_validate
 import kubernetes_validate.utils
 import pytest
+import redis
 import yaml
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -308,3 +312,49 @@ def test_the_ops_port_and_probe_timeouts_agree_with_the_code() -> None:
     for kind in ("startupProbe", "livenessProbe"):
         assert probes[kind]["httpGet"]["path"] == "/healthz"
         assert probes[kind].get("timeoutSeconds", 1) >= patience, kind
+
+
+@pytest.mark.parametrize("where", ["compose", "k8s"])
+def test_redis_starts_with_the_arguments_the_files_give_it(where: str, tmp_path: Path) -> None:
+    from bot.storage.embedded import redis_server_binary
+    from tests.support.redis_server import free_port
+
+    if where == "compose":
+        compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+        command = compose["services"]["redis"]["command"]
+        assert command[0] == "redis-server"
+        args = command[1:]
+    else:
+        args = _containers(_one("StatefulSet", "redis"))[0]["args"]
+    # The data volume becomes a temporary folder; a misspelt option or value stops the server.
+    args = [str(tmp_path) if arg == "/data" else arg for arg in args]
+    port = free_port()
+    binary = shutil.which("redis-server") or redis_server_binary()
+    process = subprocess.Popen([binary, *args, "--dir", str(tmp_path), "--port", str(port),
+                                "--bind", "127.0.0.1", "--daemonize", "no"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    client = redis.Redis(port=port, socket_connect_timeout=0.2, decode_responses=True)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if process.poll() is not None:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"redis-server refused {args}: {output[-500:]}")
+            try:
+                if client.ping():
+                    break
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not answer within 10 s"
+                time.sleep(0.05)
+        config = client.config_get("*")
+        assert config["appendonly"] == "yes"
+        assert config["appendfsync"] in ("everysec", "always")
+        assert config["maxmemory-policy"] == "noeviction"  # never drop the system of record
+    finally:
+        client.close()
+        process.terminate()  # SIGTERM: Redis stops at once (the client's SHUTDOWN retries)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
