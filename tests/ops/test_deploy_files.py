@@ -128,9 +128,11 @@ def _environments() -> dict[str, dict[str, str]]:
 
 def test_every_environment_the_files_give_is_accepted_by_the_settings(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    exposed = {int(w.split("/")[0]) for i, a in _dockerfile() if i == "EXPOSE" for w in _words(a)}
     for where, env in _environments().items():
         settings = _settings_from(env, monkeypatch)  # raises ConfigError naming the bad value
-        assert settings.metrics_port in (None, 9464), where
+        # One ops port everywhere: the image exposes it, probes and scrapers use it.
+        assert settings.metrics_port is None or {settings.metrics_port} == exposed, where
         # An empty token is still a token: the adapter would try to log in with "".
         for token in (settings.discord_token, settings.telegram_token):
             assert token is None or token.get_secret_value(), f"{where}: empty platform token"
