@@ -26,7 +26,6 @@ sys.path.insert(0, str(ROOT))
 from bot.app import App  # noqa: E402
 from bot.events import Inbound, MemberRef, Platform  # noqa: E402
 from bot.knowledge.feature import KnowledgeFeature  # noqa: E402
-from bot.knowledge.paraphrase import Paraphraser  # noqa: E402
 from bot.knowledge.retrieval import Fusion, Hit, Retriever  # noqa: E402
 from bot.replies.grounding import numbers, ungrounded  # noqa: E402
 from bot.replies.prompt import passage  # noqa: E402
@@ -44,6 +43,7 @@ VARIANTS = {
     "hybrid + clear winner": Fusion(use_phrasings=False),
     "hybrid + LM phrasings, no clear winner": Fusion(use_clear_winner=False),
     "hybrid + clear winner + LM phrasings (default)": Fusion(),
+    "  ... + phrasings' words in lexical": Fusion(phrasing_words=True),
 }
 
 
@@ -149,8 +149,9 @@ async def faithful_share(app: App, rows: list[dict[str, Any]],
 
 async def write_phrasings(app: App, count: int) -> dict[str, Any]:
     """Generate the FAQ's phrasings now (the bot does it in the background after an import)."""
-    knowledge = next(f.knowledge for f in app.features if isinstance(f, KnowledgeFeature))
-    paraphraser = Paraphraser(knowledge, count)
+    feature = next(f for f in app.features if isinstance(f, KnowledgeFeature))
+    paraphraser = feature.paraphraser  # the background worker's: it waits for this pass
+    paraphraser.count = count
     started = time.perf_counter()
     entries = await paraphraser.fill(app.settings.merchant)
     stored = await paraphraser.stored(app.settings.merchant)

@@ -84,11 +84,13 @@ class Index:
 
 def build_index(faq: list[FaqEntry], products: list[Product],
                 vectors: dict[str, np.ndarray], version: int = 0,
-                phrasings: dict[str, np.ndarray] | None = None) -> Index:
+                phrasings: dict[str, np.ndarray] | None = None,
+                phrasing_texts: dict[str, list[str]] | None = None) -> Index:
     """Args:
         vectors: each record's stored vectors (`embed_texts` order).
         phrasings: extra question vectors per FAQ entry id (generated phrasings); an entry
             scores by its best vector, so they add ways in without diluting the authored ones.
+        phrasing_texts: the generated phrasings' texts; their words count as body words.
     """
     docs: list[Doc] = []
     blocks: list[np.ndarray] = []
@@ -99,7 +101,7 @@ def build_index(faq: list[FaqEntry], products: list[Product],
         kind = "faq" if isinstance(record, FaqEntry) else "product"
         if isinstance(record, FaqEntry):
             head_text = " ".join([record.question, *record.alternates, *record.tags])
-            body_text = record.answer
+            body_text = " ".join([record.answer, *(phrasing_texts or {}).get(record.id, [])])
         else:
             head_text = " ".join([record.name, record.category.replace("-", " "), *record.tags])
             body_text = record.description

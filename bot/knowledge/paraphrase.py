@@ -125,6 +125,8 @@ class Paraphraser:
         self.knowledge = knowledge
         self.count = count
         self.generated = 0  # LM requests made (tests count them)
+        # One pass per merchant at a time: a second caller waits, then finds nothing to do.
+        self._locks: dict[str, asyncio.Lock] = {}
 
     async def stored(self, merchant: str) -> dict[str, Phrasings]:
         """Every entry's stored phrasings, stale ones included (check `signature`)."""
@@ -147,6 +149,10 @@ class Paraphraser:
         """
         if self.count <= 0:
             return 0
+        async with self._locks.setdefault(merchant, asyncio.Lock()):
+            return await self._fill(merchant)
+
+    async def _fill(self, merchant: str) -> int:
         entries = await self.knowledge.faq_entries(merchant)
         have = await self.stored(merchant)
         todo = [e for e in entries
@@ -204,10 +210,10 @@ class Paraphraser:
 
 
 async def current_phrasings(knowledge: KnowledgeStore, merchant: str,
-                            entries: list[FaqEntry]) -> dict[str, np.ndarray]:
-    """The stored phrasing vectors of each entry, only where written from its current text."""
+                            entries: list[FaqEntry]) -> dict[str, Phrasings]:
+    """The stored phrasings of each entry, only where written from its current text."""
     stored = await Paraphraser(knowledge, 0).stored(merchant)
-    return {e.id: stored[e.id].matrix for e in entries
+    return {e.id: stored[e.id] for e in entries
             if e.id in stored and stored[e.id].signature == source_signature(e)
             and stored[e.id].matrix.size}
 

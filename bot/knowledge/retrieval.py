@@ -29,11 +29,12 @@ class Fusion:
     use_speller: bool = True
     use_lexical: bool = True
     use_phrasings: bool = True  # the LM's generated phrasings of FAQ entries, where stored
+    phrasing_words: bool = False  # their words also count (as answer words) in lexical
     # A clear winner may sit lower: chatty questions share few words and only ~0.4-0.5 of
     # meaning with their entry, while off-topic ones rarely single out one entry.
-    clear_threshold: float = 0.35
-    clear_floor: float = 0.4
-    clear_lead: float = 0.08  # ahead of the runner-up by at least this
+    clear_threshold: float = 0.36
+    clear_floor: float = 0.41
+    clear_lead: float = 0.1  # ahead of the runner-up by at least this
     use_clear_winner: bool = True
 
     def relevant(self, hit: Hit) -> bool:
@@ -99,7 +100,9 @@ class Retriever:
             vectors = await self.knowledge.vectors(merchant)
             phrasings = (await current_phrasings(self.knowledge, merchant, faq)
                          if self.fusion.use_phrasings else {})
-            built = build_index(faq, products, vectors, version, phrasings)
+            built = build_index(
+                faq, products, vectors, version, {i: p.matrix for i, p in phrasings.items()},
+                {i: p.lines for i, p in phrasings.items()} if self.fusion.phrasing_words else None)
             self._indexes[merchant] = built
             return built
 
