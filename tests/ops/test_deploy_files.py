@@ -95,6 +95,12 @@ def test_every_variable_named_in_deploy_is_a_real_setting() -> None:
         if path.is_file():
             unknown = set(ENV_NAME.findall(path.read_text())) - fields - NOT_SETTINGS
             assert not unknown, f"{path.relative_to(DEPLOY)} names unknown settings {unknown}"
+    # Every variable the env file (commented-out lines too) and the Secret set is read.
+    tokens = {"DISCORD_TOKEN", "TELEGRAM_TOKEN"}
+    assigned = re.findall(r"^#?([A-Z][A-Z0-9_]*)=", (DEPLOY / ".env.example").read_text(),
+                          re.MULTILINE)
+    assigned += list(_k8s()[("Secret", "shopkeep-secrets")]["stringData"])
+    assert set(assigned) <= fields | tokens and tokens <= set(assigned), assigned
 
 
 def _interpolate(value: str, env: dict[str, str]) -> str:
