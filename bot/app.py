@@ -71,7 +71,7 @@ class App:
                  lm: LMClient | None = None) -> None:
         self.settings = settings
         self.adapters = list(adapters)
-        self.store = Store(settings.redis_url, settings.data_dir)
+        self.store = Store(settings.redis_url, settings.data_dir, settings.redis_max_connections)
         self._owns_lm = lm is None
         self.lm: LMClient = InstrumentedLM(  # counts LM calls, tokens, latency; knows loaded
             lm if lm is not None else _build_lm(settings, self.store),

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="Redis/Valkey URL; unset starts an embedded Redis under data_dir."
     )
+    redis_max_connections: int = Field(
+        200, ge=4, le=10_000,
+        description="Redis connections per process; when all are busy a command waits "
+                    "(up to 20 s) for one instead of failing.")
     data_dir: Path = Field(Path("var"), description="Where the embedded Redis and caches live.")
     merchant: str = Field("default", description="Merchant that unconfigured communities join.")
     demo_shop: bool = Field(True, description="Load the demo shop when the store is empty.")

@@ -23,11 +23,23 @@ CONNECTION_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-class Store:
-    """Owns the Redis client. `url=None` starts (or joins) the embedded server in `data_dir`."""
+# A command waits this long for a free connection before it fails as "unreachable".
+POOL_WAIT_S = 20.0
 
-    def __init__(self, url: str | None, data_dir: Path = Path("var")) -> None:
+
+class Store:
+    """Owns the Redis client. `url=None` starts (or joins) the embedded server in `data_dir`.
+
+    The pool is a blocking one: under a burst (thousands of messages, each with observers
+    writing to Redis) a command waits for a free connection instead of failing with "too
+    many connections" and losing what it carried, as redis-py's default pool (100, then an
+    error) did under load.
+    """
+
+    def __init__(self, url: str | None, data_dir: Path = Path("var"),
+                 max_connections: int = 200) -> None:
         self._url = url
+        self.max_connections = max_connections
         self._embedded = EmbeddedRedis(data_dir) if url is None else None
         self._redis: aioredis.Redis | None = None
 
@@ -49,8 +61,10 @@ class Store:
         if self._embedded is not None:
             self._url = await self._embedded.start()
         assert self._url is not None
-        self._redis = aioredis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             self._url,
+            max_connections=self.max_connections,
+            timeout=POOL_WAIT_S,
             decode_responses=True,
             health_check_interval=30,
             socket_connect_timeout=2,
@@ -58,6 +72,7 @@ class Store:
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=4),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
+        self._redis = aioredis.Redis.from_pool(pool)
         await self._redis.ping()
 
     async def stop(self) -> None:

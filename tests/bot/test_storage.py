@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,26 @@ async def test_round_trip_and_isolation(redis_url: str, redis_client: aioredis.R
         acme_keys = [k async for k in redis_client.scan_iter(match=Keys("acme").pattern())]
         assert acme_keys and all(k.startswith("sk:acme:") for k in acme_keys)
         assert not any("zenith" in k for k in acme_keys)
+    finally:
+        await store.stop()
+
+
+async def test_a_burst_wider_than_the_pool_waits_for_connections_instead_of_failing(
+        redis_url: str, redis_client: aioredis.Redis) -> None:
+    """1,000 commands at once on 8 connections: each waits its turn; none is lost (redis-py's
+    default pool raised "Too many connections" past 100, which lost observations under load)."""
+    store = Store(redis_url, max_connections=8)
+    await store.start()
+    try:
+        key = Keys("default").stats_counts("d1")
+
+        async def bump() -> None:
+            await store.redis.eval("redis.call('HINCRBY', KEYS[1], 'n', 1)", 1, key)
+
+        await asyncio.gather(*(bump() for _ in range(1000)))
+        assert await redis_client.hget(key, "n") == "1000"
+        assert len(store.redis.connection_pool._in_use_connections) == 0  # all given back
+        assert store.redis.connection_pool.max_connections == 8
     finally:
         await store.stop()
 
