@@ -173,20 +173,14 @@ def test_redis_persists_everywhere() -> None:
     assert redis["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
 
 
-def test_lm_workers_scale_on_queue_depth_and_probes_hit_the_ops_server() -> None:
-    hpa = _k8s()[("HorizontalPodAutoscaler", "shopkeep-lm-worker")]["spec"]
-    assert hpa["scaleTargetRef"]["name"] == "shopkeep-lm-worker"
-    metric = hpa["metrics"][0]["external"]["metric"]["name"]
-    assert metric == "shopkeep_lm_queue_depth"
+def test_the_lm_workers_scale_on_a_metric_the_bot_exports() -> None:
+    # The HPA's wiring to prometheus-adapter, the probes and kustomize's list are checked in
+    # test_deploy_schemas.py; here the metric's source: the bot's own registry.
     from bot.ops.metrics import METRICS
 
-    assert METRICS.registry.get_sample_value(metric) is not None  # the bot exports it
-    bot = _k8s()[("Deployment", "shopkeep-bot")]["spec"]["template"]["spec"]["containers"][0]
-    assert bot["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert bot["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    kustomize = _documents(DEPLOY / "k8s" / "kustomization.yaml")[0]["resources"]
-    assert all((DEPLOY / "k8s" / name).is_file() for name in kustomize)
-    assert "secret.example.yaml" not in kustomize
+    hpa = _k8s()[("HorizontalPodAutoscaler", "shopkeep-lm-worker")]["spec"]
+    metric = hpa["metrics"][0]["external"]["metric"]["name"]
+    assert METRICS.registry.get_sample_value(metric) is not None
 
 
 # ---- Compose ----
