@@ -12,8 +12,10 @@ from dataclasses import replace
 import numpy as np
 
 from bot.profiles.catalog import CatalogCache, CatalogVectors
-from bot.profiles.model import Profile
+from bot.profiles.model import Profile, decode_vectors, encode_vectors, mix_vectors
 from bot.profiles.queue import IngestItem
+from bot.profiles.rows import NewRow, ProfileRows
+from bot.storage.keys import Keys
 from bot.storage.store import Store
 
 # "I bought / ordered / picked up ..." — what a member says they own is not recommended again.
@@ -42,6 +44,7 @@ class ProfileWriter:
         self._forgotten: dict[tuple[str, str], float] = {}
         # `async (merchant, labels, ts)`: features counting interests (growth's analytics)
         self.interest_listeners: list[InterestListener] = []
+        self._rows = ProfileRows()
 
     def forget(self, merchant: str, member: str) -> None:
         now = time.time()
@@ -64,39 +67,75 @@ class ProfileWriter:
         return [i for i in items if (i.merchant, i.member) not in out]
 
     async def write(self, items: list[IngestItem], vectors: list[list[float]]) -> None:
-        redis = self.store.redis
-        by_merchant: dict[str, list[tuple[IngestItem, np.ndarray]]] = defaultdict(list)
-        for item, raw in zip(items, vectors, strict=True):
+        """Fold a batch into its profiles: per merchant one read and one write (Lua scripts,
+        see `rows.py`), with the vector maths done on whole matrices.
+
+        Several processes writing one profile at the same moment: the last write wins (as it
+        always did); inside a process the queue's single writer never races itself.
+        """
+        if len(vectors) != len(items):
+            raise ValueError(f"{len(items)} messages but {len(vectors)} vectors")
+        if not items:
+            return
+        matrix = np.asarray(vectors, dtype=np.float32)
+        if matrix.ndim != 2 or not matrix.shape[1]:
+            raise ValueError(f"vectors of shape {matrix.shape}: one row per message expected")
+        by_merchant: dict[str, list[tuple[IngestItem, int]]] = defaultdict(list)
+        for row, item in enumerate(items):
             forgotten = self._forgotten.get((item.merchant, item.member))
             if forgotten is not None and item.ts <= forgotten:
                 continue
-            by_merchant[item.merchant].append((item, np.asarray(raw, dtype=np.float32)))
+            if "\0" in item.member:  # the batch scripts separate fields with NUL
+                log.warning("profiles: skipped a message of a member key with a NUL")
+                continue
+            by_merchant[item.merchant].append((item, row))
         for merchant, rows in by_merchant.items():
-            keys = self.store.keys(merchant)
-            rows = await self._canonical(merchant, rows)
-            members = sorted({item.member for item, _ in rows})
-            pipe = redis.pipeline(transaction=False)
-            pipe.smismember(keys.opted_out(), members)
-            for member in members:
-                pipe.hgetall(keys.profile(member))
-            flags, *stored = await pipe.execute()
-            opted_out = {m for m, flag in zip(members, flags, strict=True) if flag}
-            profiles = {m: Profile.from_hash(m, data)
-                        for m, data in zip(members, stored, strict=True)}
-            before = {m: p.last_seen for m, p in profiles.items()}
-            catalog = await self.catalog.get(merchant)
-            touched: set[str] = set()
-            shown: list[tuple[list[str], float]] = []
-            for item, vector in rows:
-                if item.member in opted_out:
-                    continue
-                signals = self._fold(profiles[item.member], item, vector, catalog)
-                touched.add(item.member)
-                if signals:
-                    shown.append(([n.split(":", 1)[1] for n, v in signals.items()
-                                   if v >= _REPORTED], item.ts))
-            await self._save(merchant, [profiles[m] for m in sorted(touched)], before)
-            await self._report(merchant, shown)
+            await self._write_merchant(merchant, await self._canonical(merchant, rows), matrix)
+
+    async def _write_merchant(self, merchant: str, rows: list[tuple[IngestItem, int]],
+                              matrix: np.ndarray) -> None:
+        redis, keys = self.store.redis, self.store.keys(merchant)
+        members = sorted({item.member for item, _ in rows})
+        stored = await self._rows.read(redis, keys, members)
+        live = {m: i for i, (m, row) in enumerate(zip(members, stored, strict=True))
+                if not row.opted_out}
+        rows = [(item, r) for item, r in rows if item.member in live]
+        if not rows:
+            return
+        order = list(live)  # members in the order read
+        slot = {m: i for i, m in enumerate(order)}
+        profiles = [Profile.from_hash(m, {"aff": stored[live[m]].aff,
+                                          "meta": stored[live[m]].meta})
+                    for m in order]
+        before = [p.last_seen for p in profiles]
+        current = self._current_vectors([stored[live[m]].vec for m in order], matrix.shape[1])
+        catalog = await self.catalog.get(merchant)
+        embeddings = matrix[[r for _, r in rows]]
+        signals = catalog.signals_many(embeddings)
+        _move_vectors(current, embeddings, [slot[item.member] for item, _ in rows],
+                      np.array([p.messages for p in profiles], dtype=np.int64))
+        shown: list[tuple[list[str], float]] = []
+        for index, (item, _) in enumerate(rows):
+            profile = profiles[slot[item.member]]
+            profile.messages += 1
+            profile.note(item.text, signals[index], item.ts, item.platform, item.community)
+            self._purchase(profile, item.text, embeddings[index], catalog)
+            if signals[index]:
+                shown.append(([n.split(":", 1)[1] for n, v in signals[index].items()
+                               if v >= _REPORTED], item.ts))
+        touched = sorted(slot[m] for m in {item.member for item, _ in rows})
+        await self._save(keys, [profiles[i] for i in touched],
+                         encode_vectors(current[touched]), [before[i] for i in touched])
+        await self._report(merchant, shown)
+
+    @staticmethod
+    def _current_vectors(texts: list[str], width: int) -> np.ndarray:
+        """Stored vectors as rows; NaN rows where a profile has none (or another width)."""
+        current = np.full((len(texts), width), np.nan, dtype=np.float32)
+        for i, vector in enumerate(decode_vectors(list(texts))):
+            if vector is not None and vector.shape == (width,):
+                current[i] = vector
+        return current
 
     async def _report(self, merchant: str, shown: list[tuple[list[str], float]]) -> None:
         for listener in self.interest_listeners:
@@ -107,55 +146,45 @@ class ProfileWriter:
                     log.exception("interest listener failed")
                     break
 
-    async def _canonical(self, merchant: str, rows: list[tuple[IngestItem, np.ndarray]]
-                         ) -> list[tuple[IngestItem, np.ndarray]]:
+    async def _canonical(self, merchant: str, rows: list[tuple[IngestItem, int]]
+                         ) -> list[tuple[IngestItem, int]]:
         """Linked accounts (growth's /link) share the profile of their canonical member key."""
         accounts = sorted({item.member for item, _ in rows})
         found = await self.store.redis.hmget(self.store.keys(merchant).identity(), accounts)
         person = {a: str(p) for a, p in zip(accounts, found, strict=True) if p}
         if not person:
             return rows
-        return [(replace(item, member=person.get(item.member, item.member)), vector)
-                for item, vector in rows]
+        return [(replace(item, member=person.get(item.member, item.member)), row)
+                for item, row in rows]
 
-    def _fold(self, profile: Profile, item: IngestItem, vector: np.ndarray,
-              catalog: CatalogVectors) -> dict[str, float]:
-        signals = catalog.signals(vector)
-        profile.add_message(item.text, vector, signals, item.ts, item.platform, item.community)
-        if _PURCHASE.search(item.text):
-            sku = _named_product(item.text, catalog)
+    @staticmethod
+    def _purchase(profile: Profile, text: str, vector: np.ndarray,
+                  catalog: CatalogVectors) -> None:
+        """"I bought the X": the product is noted so that it is not recommended again."""
+        if _PURCHASE.search(text):
+            sku = _named_product(text, catalog)
             if sku is None:
                 match = catalog.closest(vector, _PURCHASE_SIMILARITY)
                 sku = match.sku if match else None
             if sku:
                 profile.bought.add(sku)
-        return signals
 
-    async def _save(self, merchant: str, profiles: list[Profile],
-                    seen_before: dict[str, float]) -> None:
-        """One pipeline: the hashes, their expiry, the index and the stale-summary set."""
-        if not profiles:
-            return
-        keys = self.store.keys(merchant)
+    async def _save(self, keys: Keys, profiles: list[Profile], vectors: list[str],
+                    seen_before: list[float]) -> None:
+        """One script call: the hashes, their expiry, the index and the stale-summary set."""
         now = time.time()
-        pipe = self.store.redis.pipeline(transaction=False)
-        dirty: dict[str, float] = {}
-        for profile in profiles:
-            key = keys.profile(profile.member)
-            pipe.hset(key, mapping=profile.to_hash())
+        rows: list[NewRow] = []
+        for profile, vec, old in zip(profiles, vectors, seen_before, strict=True):
+            aff, meta = profile.to_fields()
             # Retention: idle profiles expire by themselves, counted from the last message.
             # HSET keeps a key's expiry, so it is only moved when the day of the last message
-            # changes (retention is counted in days): most batches send no EXPIRE at all.
-            old = seen_before.get(profile.member, 0.0)
+            # changes (retention is counted in days): most batches set no expiry at all.
+            ttl = 0
             if not old or int(old // DAY_S) != int(profile.last_seen // DAY_S):
-                ttl = int(profile.last_seen + self.retention_s - now)
-                pipe.expire(key, max(ttl, 60))
-            if profile.needs_summary(self.summary_every):
-                dirty[profile.member] = now
-        pipe.zadd(keys.profile_index(), {p.member: p.last_seen for p in profiles})
-        if dirty:
-            pipe.zadd(keys.profile_dirty(), dirty, nx=True)
-        await pipe.execute()
+                ttl = max(int(profile.last_seen + self.retention_s - now), 60)
+            rows.append(NewRow(profile.member, vec, aff, meta, ttl, profile.last_seen,
+                               profile.needs_summary(self.summary_every)))
+        await self._rows.write(self.store.redis, keys, rows, now)
 
 
 def _named_product(text: str, catalog: CatalogVectors) -> str | None:
@@ -164,3 +193,33 @@ def _named_product(text: str, catalog: CatalogVectors) -> str | None:
         if product.name.lower() in lowered:
             return product.sku
     return None
+
+
+def _move_vectors(current: np.ndarray, embeddings: np.ndarray, slots: list[int],
+                  counts: np.ndarray) -> None:
+    """Fold message i (`embeddings[i]`) into row `slots[i]` of `current` (NaN rows: no vector
+    yet), in place; `counts` are the rows' message counts before the batch. The rows move in
+    rounds: a member's second message of the batch mixes into what their first one left, as
+    one message at a time would."""
+    has = ~np.isnan(current[:, 0])
+    counts = counts.copy()
+    for batch_round in _rounds(slots):
+        at = np.array([slots[i] for i in batch_round])
+        counts[at] += 1
+        first = np.where(has[at], counts[at], 1)
+        current[at] = mix_vectors(np.nan_to_num(current[at]), embeddings[batch_round], first)
+        has[at] = True
+
+
+def _rounds(slots: list[int]) -> list[list[int]]:
+    """Message positions grouped so that each group has at most one message per profile and
+    a profile's messages stay in order: [a, b, a] → [[0, 1], [2]]."""
+    seen: dict[int, int] = {}
+    out: list[list[int]] = []
+    for position, slot in enumerate(slots):
+        n = seen.get(slot, 0)
+        seen[slot] = n + 1
+        if n == len(out):
+            out.append([])
+        out[n].append(position)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 from collections.abc import Mapping
@@ -24,11 +25,20 @@ RECENT_CHARS = 100
 def encode_vector(vector: np.ndarray) -> str:
     """int8 + one scale, base64: 384 dimensions in 513 characters (float32 JSON: ~8 KiB).
     Cosines computed on it stay within ~0.005 of the exact ones."""
-    values = np.asarray(vector, dtype=np.float32)
-    peak = float(np.abs(values).max()) if values.size else 0.0
-    scale = peak / 127 if peak > 0 else 1.0
-    quantised = np.clip(np.round(values / scale), -127, 127).astype(np.int8)
-    return f"{base64.b64encode(quantised.tobytes()).decode('ascii')}|{scale:.8g}"
+    return encode_vectors(np.asarray(vector, dtype=np.float32).reshape(1, -1))[0]
+
+
+def encode_vectors(matrix: np.ndarray) -> list[str]:
+    """`encode_vector` of every row, with the arithmetic done once for the whole batch."""
+    values = np.asarray(matrix, dtype=np.float32)
+    if values.shape[1] == 0:
+        return [f"|{1.0:.8g}" for _ in range(values.shape[0])]
+    peaks = np.abs(values).max(axis=1).astype(np.float64)
+    scales = np.where(peaks > 0, peaks / 127, 1.0)
+    quantised = np.clip(np.round(values / scales.astype(np.float32)[:, None]), -127, 127)
+    rows = quantised.astype(np.int8)
+    return [f"{base64.b64encode(row.tobytes()).decode('ascii')}|{scale:.8g}"
+            for row, scale in zip(rows, scales.tolist(), strict=True)]
 
 
 def decode_vector(text: str | None) -> np.ndarray | None:
@@ -41,6 +51,52 @@ def decode_vector(text: str | None) -> np.ndarray | None:
     vector = quantised * float(scale)
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm > 0 else vector
+
+
+def decode_vectors(texts: list[str | None]) -> list[np.ndarray | None]:
+    """`decode_vector` of each text; int8 rows of one length are decoded as one matrix."""
+    parts = [text.partition("|") if text else ("", "", "") for text in texts]
+    raw = [base64.b64decode(data) if bar else b"" for data, bar, _ in parts]
+    width = {len(r) for r, (_, bar, _) in zip(raw, parts, strict=True) if bar}
+    if len(width) != 1 or 0 in width:  # mixed layouts or sizes: one at a time
+        return [decode_vector(text) for text in texts]
+    rows = [i for i, (_, bar, _) in enumerate(parts) if bar]
+    matrix = np.frombuffer(b"".join(raw[i] for i in rows), dtype=np.int8).reshape(
+        len(rows), -1).astype(np.float32)
+    matrix *= np.array([float(parts[i][2]) for i in rows], dtype=np.float32)[:, None]
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    np.divide(matrix, norms, out=matrix, where=norms > 0)
+    batched = set(rows)
+    out = [None if i in batched else decode_vector(t) for i, t in enumerate(texts)]
+    for row, index in enumerate(rows):
+        out[index] = matrix[row]
+    return out
+
+
+def mix_vectors(current: np.ndarray, embeddings: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`add_message`'s vector step for many profiles at once: row i takes message number
+    `counts[i]` (1 = the first, which replaces the row) and stays unit length."""
+    rate = np.maximum(VECTOR_RATE, 1.0 / np.maximum(counts, 1)).astype(np.float32)[:, None]
+    mixed = (1 - rate) * current + rate * embeddings
+    norms = np.linalg.norm(mixed, axis=1, keepdims=True)
+    np.divide(mixed, norms, out=mixed, where=norms > 0)
+    return np.where(counts[:, None] <= 1, embeddings, mixed).astype(np.float32)
+
+
+def encode_affinity(affinity: Mapping[str, float]) -> str:
+    """`{"c:tents":0.512,...}` with three decimals, written without json's float repr (the
+    costliest part of saving a profile)."""
+    return "{" + ",".join(f"{_json_key(k)}:{v:.3f}" for k, v in affinity.items()
+                          if math.isfinite(v)) + "}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_key(key: str) -> str:
+    return json.dumps(key, ensure_ascii=False)
+
+
+# json.dumps builds a new encoder on every call that passes options; build it once.
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass
@@ -87,20 +143,21 @@ class Profile:
         )
 
     def to_hash(self) -> dict[Any, Any]:
+        aff, meta = self.to_fields()
+        data: dict[Any, Any] = {"aff": aff, "meta": meta}
+        if self.vector is not None:
+            data["vec"] = encode_vector(self.vector)
+        return data
+
+    def to_fields(self) -> tuple[str, str]:
+        """The `aff` and `meta` fields (the batch writer encodes the vectors together)."""
         meta = {
             "msgs": self.messages, "topic": self.on_topic, "first": round(self.first_seen),
             "last": round(self.last_seen), "plat": ",".join(sorted(self.platforms)),
             "comm": ",".join(sorted(self.communities)), "bought": ",".join(sorted(self.bought)),
             "recent": self.recent, "summary": self.summary, "sum_at": self.summary_at,
         }
-        data: dict[Any, Any] = {
-            "aff": json.dumps({k: round(v, 3) for k, v in self.affinity.items()},
-                              separators=(",", ":")),
-            "meta": json.dumps(meta, ensure_ascii=False, separators=(",", ":")),
-        }
-        if self.vector is not None:
-            data["vec"] = encode_vector(self.vector)
-        return data
+        return encode_affinity(self.affinity), _compact_json(meta)
 
     # Updates ---------------------------------------------------------------------------
     def add_message(self, text: str, embedding: np.ndarray, signals: dict[str, float],
@@ -120,13 +177,18 @@ class Profile:
             mixed = (1 - rate) * self.vector + rate * embedding
             norm = float(np.linalg.norm(mixed))
             self.vector = mixed / norm if norm > 0 else mixed
+        self.note(text, signals, ts, platform, community)
+
+    def note(self, text: str, signals: dict[str, float], ts: float, platform: str,
+             community: str | None) -> None:
+        """Everything of `add_message` but the count and the vector (see `mix_vectors`)."""
         if signals:
             self.on_topic += 1
-            for name in set(self.affinity) | set(signals):
-                old = self.affinity.get(name, 0.0)
-                self.affinity[name] = (1 - AFFINITY_RATE) * old + AFFINITY_RATE * signals.get(
-                    name, 0.0)
-            kept = sorted(((v, k) for k, v in self.affinity.items() if v >= AFFINITY_FLOOR),
+            affinity = self.affinity
+            for name in affinity.keys() | signals.keys():
+                affinity[name] = ((1 - AFFINITY_RATE) * affinity.get(name, 0.0)
+                                  + AFFINITY_RATE * signals.get(name, 0.0))
+            kept = sorted(((v, k) for k, v in affinity.items() if v >= AFFINITY_FLOOR),
                           reverse=True)[:AFFINITY_KEEP]
             self.affinity = {k: v for v, k in kept}
         self.first_seen = min(self.first_seen, ts) if self.first_seen else ts
