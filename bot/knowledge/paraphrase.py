@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import hashlib
+import itertools
 import json
 import logging
 import re
@@ -52,17 +53,18 @@ def source_signature(entry: FaqEntry) -> str:
 
 
 def requests_for(entry: FaqEntry, count: int) -> list[GenerationRequest]:
-    """One greedy request per phrasing: a casual rewrite of the question, then the question
-    each of the answer's first sentences answers (it brings the answer's words, e.g. the
-    payment brands, into question form)."""
-    if count <= 0:
-        return []
-    out = [_request("You rewrite a shop's FAQ question as a short casual chat message from a "
-                    "customer, using different words.", _REWRITE_SHOTS, entry.question)]
-    for sentence in _SENTENCE.split(entry.answer)[: count - 1]:
-        out.append(_request("Write the question a customer would ask that this sentence from "
-                            "a shop's help page answers.", _SENTENCE_SHOTS, sentence))
-    return out
+    """Up to `count` greedy requests, one phrasing each, taking turns: a casual rewrite of
+    the question (then of each alternate), and the question that one of the answer's
+    sentences answers (it brings the answer's words, e.g. the payment brands, into
+    question form)."""
+    rewrites = [_request("You rewrite a shop's FAQ question as a short casual chat message "
+                         "from a customer, using different words.", _REWRITE_SHOTS, q)
+                for q in (entry.question, *entry.alternates)]
+    asks = [_request("Write the question a customer would ask that this sentence from a "
+                     "shop's help page answers.", _SENTENCE_SHOTS, sentence)
+            for sentence in _SENTENCE.split(entry.answer) if sentence.strip()]
+    turns = [r for pair in itertools.zip_longest(rewrites, asks) for r in pair if r is not None]
+    return turns[:max(0, count)]
 
 
 def _request(system: str, shots: tuple[tuple[str, str], ...], text: str) -> GenerationRequest:
@@ -102,6 +104,8 @@ def junk_reason(line: str, entry: FaqEntry) -> str | None:
         ratio = difflib.SequenceMatcher(None, plain, " ".join(tokens(sentence))).ratio()
         if ratio >= ANSWER_COPY:
             return "copies the answer"
+    if len(_SENTENCE.split(line.strip())) > 1:
+        return "several sentences"  # "I can help with that. Can you ...?" is chat, not a way to ask
     asks = line.rstrip().endswith("?") or words[0] in QUESTION_WORDS
     stems = set(content_stems(line))
     if not asks and len(stems & set(content_stems(entry.answer))) >= 0.8 * len(stems):

@@ -57,6 +57,7 @@ def test_junk_filter(demo_faq: list[FaqEntry]) -> None:
     assert junk_reason("what is it?", entry) == "no content words"
     assert junk_reason("", entry) == "empty"
     assert junk_reason("you pay when the parcel arrives", entry) == "not a question"
+    assert junk_reason("Sure, I can help. Do you take cards?", entry) == "several sentences"
     assert junk_reason("can I pay with my Visa card?", entry) is None
     assert len(requests_for(entry, 3)) == 3 and requests_for(entry, 0) == []
 

@@ -7,7 +7,7 @@ import pytest
 from bot.knowledge.files import parse_faq
 from bot.knowledge.index import build_index
 from bot.knowledge.models import FaqEntry, Product
-from bot.knowledge.retrieval import Retriever
+from bot.knowledge.retrieval import Fusion, Hit, Retriever
 from bot.knowledge.store import KnowledgeStore
 from bot.knowledge.text import edit_distance, stem
 
@@ -80,3 +80,39 @@ async def test_a_change_elsewhere_is_seen_on_the_next_question(
     await other_process.import_faq("default", entry)
     after = await retriever.search("default", "do you engrave knives")
     assert after.hits[0].id == "engraving" and after.relevant(retriever.fusion)
+
+
+def _hit(score: float, vector: float, lead: float) -> Hit:
+    entry = FaqEntry("x", "Question?", "Answer.")
+    return Hit("faq", entry, score, vector, 0.0, lead)
+
+
+def test_a_clear_winner_may_sit_below_the_threshold() -> None:
+    fusion = Fusion()
+    assert fusion.relevant(_hit(0.40, 0.55, 0.0))  # above threshold and floor: no lead needed
+    assert fusion.relevant(_hit(0.37, 0.43, 0.15))  # weaker, but well ahead of the rest
+    assert not fusion.relevant(_hit(0.37, 0.43, 0.05))  # weaker and in a crowd
+    assert not fusion.relevant(_hit(0.37, 0.30, 0.30))  # alone, but far in meaning
+    assert not Fusion(use_clear_winner=False).relevant(_hit(0.37, 0.43, 0.15))
+
+
+async def test_the_lead_is_measured_against_the_runner_up(retriever: Retriever) -> None:
+    result = await retriever.search("default", "do you ship to canada", limit=1)
+    [top] = result.hits  # limit=1 still knows the runner-up
+    assert 0 < top.lead < top.score
+    more = await retriever.search("default", "do you ship to canada", limit=3)
+    assert more.hits[0].lead == pytest.approx(more.hits[0].score - more.hits[1].score)
+    assert more.hits[1].lead < 0
+
+
+# Shop words a member uses that the FAQ does not (card brands, vouchers): also written for
+# this test, from general shop vocabulary.
+@pytest.mark.parametrize(("question", "expected"), [
+    ("do you take mastercard", "payment-methods"),
+    ("can i get a gift voucher for my sister", "gift-cards"),
+])
+async def test_shop_synonyms_reach_the_entry(retriever: Retriever, question: str,
+                                             expected: str) -> None:
+    result = await retriever.search("default", question)
+    assert result.hits[0].id == expected
+    assert retriever.fusion.relevant(result.hits[0])
