@@ -5,7 +5,8 @@
 Disjoint sets of realistic chat lines (product talk and chatter, unique so that the
 embedder's cache never helps), in alternating rounds: raw batched `embed` at batch 64, the
 whole pipeline (`observe`-style submit → queue → embed → profile writes in Redis pipelines)
-with a queue big enough, and the same with a queue of 10% that spills to the Redis stream.
+with a queue big enough, and the same with a queue of 10% that spills to the Redis stream;
+then the CPU the write stage alone takes per batch (the part that competes with the embedder).
 Memory: synthetic profiles of the shape the writer stores (384-d vector, affinities, recent
 lines), measured with INFO and MEMORY USAGE.
 """
@@ -99,6 +100,29 @@ async def pipeline_rate(store: Store, lm: Any, lines: list[str], members: int,
             "submit_us_max": max(submit_s) * 1e6}
 
 
+async def write_stage_cpu(store: Store, lm: Any, members: int) -> dict[str, float]:
+    """CPU seconds of the write stage alone per batch (the embedder idle): what it takes
+    from the embedder's cores in the pipeline. Second pass: every profile exists already."""
+    lines = chat_lines(members * 4, seed=99)
+    vectors: list[list[float]] = []
+    for start in range(0, len(lines), BATCH):
+        vectors.extend(await lm.embed(lines[start:start + BATCH]))
+    writer = ProfileWriter(store, CatalogCache(store, lm), 365, summary_every=8)
+    await writer.catalog.get(MERCHANT)
+    now = time.time()
+    items = [IngestItem(MERCHANT, f"discord:{n % members}", "discord", text, now + n,
+                        "discord:1") for n, text in enumerate(lines)]
+    half = len(items) // 2
+    for start in range(0, half, BATCH):
+        await writer.write(items[start:start + BATCH], vectors[start:start + BATCH])
+    cpu, wall = time.process_time(), time.perf_counter()
+    for start in range(half, len(items), BATCH):
+        await writer.write(items[start:start + BATCH], vectors[start:start + BATCH])
+    batches = (len(items) - half) / BATCH
+    return {"cpu_ms_per_batch": (time.process_time() - cpu) / batches * 1e3,
+            "wall_ms_per_batch": (time.perf_counter() - wall) / batches * 1e3}
+
+
 def synthetic_profile(rng: np.random.Generator, member: str, now: float,
                       names: list[str]) -> Profile:
     vector = rng.normal(size=384).astype(np.float32)
@@ -177,6 +201,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         spill = {"rate": statistics.median(p["rate"] for p in spills),
                  "spilled": sum(p["spilled"] for p in spills)}
         ratios = [p["rate"] / r for p, r in zip(pipes, raws, strict=True)]
+        write_stage = await write_stage_cpu(store, lm, members=BATCH)
         memory = await memory_per_profiles(store, args.profiles, names)
         await store.redis.flushdb()
     finally:
@@ -190,7 +215,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "submit_us_mean": pipe["submit_us_mean"],
             "submit_us_max": pipe["submit_us_max"],
             "spill_pipeline_per_s": spill["rate"], "spilled": spill["spilled"],
-            "spill_vs_raw": spill["rate"] / raw, "memory": memory}
+            "spill_vs_raw": spill["rate"] / raw, "write_stage": write_stage, "memory": memory}
 
 
 def table(result: dict[str, Any]) -> str:
@@ -206,6 +231,9 @@ def table(result: dict[str, Any]) -> str:
         ("same, queue of 10% spilling to a stream",
          f"{result['spill_pipeline_per_s']:.0f} msg/s ({result['spill_vs_raw']:.1%}), "
          f"{result['spilled']} spilled"),
+        ("write stage alone, per batch of 64 (64 profiles)",
+         f"{result['write_stage']['cpu_ms_per_batch']:.1f} ms CPU, "
+         f"{result['write_stage']['wall_ms_per_batch']:.1f} ms wall"),
         (f"Redis memory, {mem['profiles']:,} profiles", f"{mem['used_memory_delta_mb']:.1f} MB"),
         ("  per 100k profiles", f"{mem['per_100k_mb']:.1f} MB  (goal ≤ 200 MB)"),
         ("  MEMORY USAGE of one profile hash", f"{mem['memory_usage_per_profile_bytes']:.0f} B"),
