@@ -269,8 +269,13 @@ def _dockerignored(path: str) -> bool:
 
 
 def _tracked(path: str) -> list[str]:
-    listed = subprocess.run(["git", "ls-files", "-z", "--", path], cwd=ROOT, timeout=30,
-                            capture_output=True, check=True)
+    """The repository's files under `path` (git's list; the folder's, outside a checkout)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--", path], cwd=ROOT, timeout=30,
+                                capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return [str(f.relative_to(ROOT)) for f in (ROOT / path).rglob("*")
+                if f.is_file() and "__pycache__" not in f.parts]
     return [name for name in listed.stdout.decode().split("\0") if name]
 
 
