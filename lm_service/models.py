@@ -187,7 +187,7 @@ def prepared_path(folder: Path, dtype: torch.dtype, cache_dir: Path) -> Path:
     stamps = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}"
               for p in [*sorted(folder.glob("*.safetensors")), folder / "config.json"]
               if p.exists()]
-    key = f"{folder.resolve()}:{dtype}:fused-v1:{','.join(stamps)}"
+    key = f"{folder.resolve()}:{dtype}:fused-v2:{','.join(stamps)}"
     return cache_dir / "fused" / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.safetensors"
 
 

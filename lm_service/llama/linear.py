@@ -69,7 +69,7 @@ class Linear:
 
 
 class Layer:
-    """One decoder layer's linear maps: fused qkv (with rotated copies), o, gate, up, down."""
+    """One decoder layer's linear maps: fused qkv, o, gate, up, down."""
 
     def __init__(self, weights: dict[str, Tensor | None], packed: bool) -> None:
         def linear(name: str) -> Linear:

@@ -101,10 +101,14 @@ class FastLlama:
             freqs = torch.outer(positions, inv_freq.float().to(self.device))
             emb = torch.cat([freqs, freqs], dim=-1)
             self.cos = (emb.cos() * scaling).to(self.dtype)
-            self.sin = (emb.sin() * scaling).to(self.dtype)
+            # rotate_half(x)·sin = roll(x, half)·(-sin₁, sin₂): one roll instead of rotated
+            # copies of the q and k weights (less to read per token, the same numbers).
+            half = self.head_dim // 2
+            sin = emb.sin() * scaling
+            self.sin = torch.cat([-sin[:, :half], sin[:, half:]], dim=-1).to(self.dtype)
         self.max_positions = limit
         qk = (self.heads + self.kv_heads) * self.head_dim
-        self._split = (qk, qk, self.kv_heads * self.head_dim)
+        self._split = (qk, self.kv_heads * self.head_dim)
         self.kernels: Any = None  # the C++ kernels (lm_service.kernels), if built
         self.cache = SlotCache(len(self.layers), self.kv_heads, self.head_dim, dtype, device)
 
@@ -178,8 +182,9 @@ class FastLlama:
             starts.append(starts[-1] + n)
         for i, layer in enumerate(self.layers):
             h = self._norm(x)
-            a, b, v = layer.qkv(h).split(self._split, dim=-1)
-            qk = torch.addcmul(a.view(-1, nh + nkv, hd) * cos, b.view(-1, nh + nkv, hd), sin)
+            a, v = layer.qkv(h).split(self._split, dim=-1)
+            a = a.view(-1, nh + nkv, hd)
+            qk = torch.addcmul(a * cos, a.roll(hd // 2, -1), sin)
             kc = self.cache.k[i][first_row : first_row + count]
             vc = self.cache.v[i][first_row : first_row + count]
             kc[rows, :, positions] = qk[:, nh:]
@@ -231,8 +236,9 @@ class FastLlama:
         x = self.embed[tok]
         for i, layer in enumerate(self.layers):
             h = self._norm(x)
-            a, b, v = layer.qkv(h).split(self._split, dim=-1)
-            qk = torch.addcmul(a.view(n, nh + nkv, hd) * cos, b.view(n, nh + nkv, hd), sin)
+            a, v = layer.qkv(h).split(self._split, dim=-1)
+            a = a.view(n, nh + nkv, hd)
+            qk = torch.addcmul(a * cos, a.roll(hd // 2, -1), sin)
             kc, vc = self.cache.k[i], self.cache.v[i]
             kc.view(-1, hd).index_copy_(0, slots, qk[:, nh:].reshape(-1, hd))
             vc.view(-1, hd).index_copy_(0, slots, v.reshape(-1, hd))

@@ -141,23 +141,14 @@ def folder_weights(folder: Path, device: str, dtype: torch.dtype) -> Iterator[We
         yield get
 
 
-def _rotated(weight: Tensor, heads: int, head_dim: int) -> Tensor:
-    """Rows that compute rotate_half(x·Wᵀ) directly: per head, (-second half, first half)."""
-    w = weight.reshape(heads, head_dim, *weight.shape[1:])
-    half = head_dim // 2
-    return torch.cat([-w[:, half:], w[:, :half]], dim=1).reshape(weight.shape)
-
-
 def _scaled(weight: Tensor, gain: Tensor) -> Tensor:
     """W·diag(g): a linear layer that reads g ⊙ x, as one that reads x."""
     return (weight.float() * gain[None, :]).to(weight.dtype)
 
 
 def _fuse_layer(get: Weights, prefix: str, cfg: Any) -> dict[str, Tensor | None]:
-    """One layer's weights as the runner uses them: q, k, rotate_half(q), rotate_half(k), v
-    in one matrix, and the RMSNorm gains folded into the matrices that read the normalised
-    vector."""
-    nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    """One layer's weights as the runner uses them: q, k and v in one matrix, and the RMSNorm
+    gains folded into the matrices that read the normalised vector."""
     a, m = prefix + "self_attn.", prefix + "mlp."
     g1 = get(prefix + "input_layernorm.weight").float()
     g2 = get(prefix + "post_attention_layernorm.weight").float()
@@ -166,9 +157,9 @@ def _fuse_layer(get: Weights, prefix: str, cfg: Any) -> dict[str, Tensor | None]
     bq = get(a + "q_proj.bias", required=False)
     if bq is not None:
         bk, bv = get(a + "k_proj.bias"), get(a + "v_proj.bias")
-        bias = torch.cat([bq, bk, _rotated(bq, nh, hd), _rotated(bk, nkv, hd), bv])
+        bias = torch.cat([bq, bk, bv])
     return {
-        "qkv.weight": torch.cat([wq, wk, _rotated(wq, nh, hd), _rotated(wk, nkv, hd), wv]),
+        "qkv.weight": torch.cat([wq, wk, wv]),
         "qkv.bias": bias,
         "o.weight": get(a + "o_proj.weight"),
         "o.bias": get(a + "o_proj.bias", required=False),
