@@ -21,6 +21,8 @@ from lm_service.api import LMBusy, LMTimeout, LMUnavailable
 
 log = logging.getLogger(__name__)
 
+OBSERVERS_AT_ONCE = 32
+
 
 class ConversationHandler(Protocol):
     """Answers a member's message that is addressed to the bot (the reply pipeline)."""
@@ -47,6 +49,10 @@ class Router:
         self.conversation = conversation
         self.observers = list(observers)
         self._background: set[asyncio.Task[None]] = set()
+        # A burst of messages starts a task per observer per message; they take turns so
+        # that they never hold more Redis connections than the pool has (they queue here,
+        # unbounded in time, rather than time out waiting for a connection).
+        self._observing = asyncio.Semaphore(OBSERVERS_AT_ONCE)
         self.meter = MessageMeter()  # metrics, correlation id, messages in flight
 
     async def handle(self, inbound: Inbound) -> list[Outbound]:
@@ -138,10 +144,11 @@ class Router:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    @staticmethod
-    async def _safe_observe(observer: MessageObserver, inbound: Inbound, merchant: str) -> None:
+    async def _safe_observe(self, observer: MessageObserver, inbound: Inbound,
+                            merchant: str) -> None:
         try:
-            await observer.observe(inbound, merchant)
+            async with self._observing:
+                await observer.observe(inbound, merchant)
         except Exception:
             log.exception("observer %s failed on %s", type(observer).__name__,
                           inbound.message_id)

@@ -20,7 +20,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHand
 from adapters.telegram.flood import FloodLimits, RedisFloodLimiter
 from adapters.telegram.members import Membership
 from adapters.telegram.menu import publish_commands
-from adapters.telegram.offsets import UpdateLedger
+from adapters.telegram.offsets import UpdateLedger, until_redis_answers
 from adapters.telegram.sender import TEXT_LIMIT, Sender
 from adapters.telegram.translate import (
     AdminCache,
@@ -276,19 +276,22 @@ class TelegramAdapter(Adapter):
         await self._process(update)
 
     async def _process(self, update: Update) -> None:
-        assert self._ledger is not None
-        if not await self._ledger.claim(update.update_id, self.owner):
+        ledger = self._ledger
+        assert ledger is not None
+        if not await until_redis_answers(lambda: ledger.claim(update.update_id, self.owner),
+                                         self._stopping, "claiming an update"):
             return  # handled (or being handled) already: a redelivery
         try:
             await self._handle(update)
         except asyncio.CancelledError:
-            await self._ledger.release(update.update_id)
+            await ledger.release(update.update_id)
             raise
         except Exception:
             # Marked done below all the same: an update that breaks the handler must not
             # be replayed forever.
             log.exception("update %s failed", update.update_id)
-        await self._ledger.done(update.update_id)
+        await until_redis_answers(lambda: ledger.done(update.update_id), self._stopping,
+                                  "finishing an update")
 
     async def _handle(self, update: Update) -> None:
         assert self._translator is not None and self._host is not None

@@ -8,12 +8,20 @@ replays whatever is still pending: updates a crashed process had received but no
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
 from bot.storage.keys import telegram as tg_key
+from bot.storage.store import CONNECTION_ERRORS
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DONE_TTL_S = 7 * 24 * 3600  # Telegram keeps unconfirmed updates for 24 h; a week is ample
 CLAIM_TTL_S = 600  # a handler that has not finished in 10 minutes is presumed dead
@@ -73,3 +81,22 @@ class UpdateLedger:
 
     def _update_key(self, update_id: int) -> str:
         return tg_key(self.bot_id, f"update:{update_id}")
+
+
+async def until_redis_answers(call: Callable[[], Awaitable[T]], stopping: asyncio.Event,
+                              what: str) -> T:
+    """`call()`, retried while Redis is unreachable (a restart, a pool exhausted by a burst):
+    a claim or a "done" that failed would drop the update or answer it twice after the next
+    start. Gives up, raising, only once the adapter is stopping (the update stays pending and
+    the next start handles it)."""
+    delay = 0.5
+    while True:
+        try:
+            return await call()
+        except CONNECTION_ERRORS:
+            if stopping.is_set():
+                raise
+            log.warning("Redis unreachable while %s; retrying in %.1f s", what, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), delay)
+            delay = min(delay * 2, 10.0)

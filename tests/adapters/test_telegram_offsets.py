@@ -6,12 +6,16 @@ import asyncio
 from collections import Counter
 
 import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from adapters.telegram.adapter import webhook_secret
+from adapters.telegram.offsets import UpdateLedger, until_redis_answers
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandSpec
 from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
 from tests.standins.telegram_api import TelegramStandIn
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer, free_port
 
 GROUPS = (-1001, -1002, -1003)
 
@@ -124,3 +128,28 @@ async def test_webhook_mode_takes_updates_posted_by_telegram_and_checks_the_secr
             assert resp.status == 403
     await asyncio.sleep(0.3)
     assert handled == [1]
+
+
+async def test_a_claim_while_redis_is_down_waits_for_it_instead_of_dropping_the_update() -> None:
+    server = RedisServer()
+    await asyncio.to_thread(server.start)
+    client = aioredis.from_url(server.url, decode_responses=True, socket_connect_timeout=0.5)
+    ledger = UpdateLedger(client, "bot1")
+    stopping = asyncio.Event()
+    try:
+        await asyncio.to_thread(server.kill)
+        claim = asyncio.create_task(until_redis_answers(
+            lambda: ledger.claim(7, "p1"), stopping, "claiming an update"))
+        await asyncio.sleep(1.5)
+        assert not claim.done()  # still trying, not failed
+        await asyncio.to_thread(server.start)
+        assert await asyncio.wait_for(claim, 15) is True
+        assert await ledger.claim(7, "p2") is False  # claimed once
+        await asyncio.to_thread(server.kill)
+        stopping.set()  # a stopping adapter gives up at once; the update stays pending
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(until_redis_answers(
+                lambda: ledger.done(7), stopping, "finishing an update"), 15)
+    finally:
+        await client.aclose()
+        await asyncio.to_thread(server.stop)
