@@ -1,11 +1,12 @@
 """Answer quality and latency on bench/eval: citation accuracy, off-topic refusals, p95 time.
 
     python bench/answer_quality.py [--json] [--ablation] [--mode auto|quote|generate]...
-                                   [--concurrency 16] [--generate-sample 40]
+                                   [--concurrency 16] [--generate-sample 40] [--phrasings 4]
 
 The evaluation set (bench/eval/questions.jsonl) holds paraphrased, misspelled and chatty
 questions about the demo shop, written apart from the FAQ's alternates, and off-topic ones.
 Rows alternate between a dev half (used to choose the fusion thresholds) and a test half.
+The FAQ's LM-written phrasings are generated first (the bot writes them in the background).
 """
 
 from __future__ import annotations

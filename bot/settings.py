@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     # Knowledge: LM-written FAQ phrasings (issue 5)
     faq_paraphrases: int = Field(4, ge=0, le=12, description="Phrasings the LM writes per FAQ "
                                  "entry in the background after an import (0: none).")
-    faq_paraphrase_delay_s: float = Field(20.0, ge=0, le=3600, description="Quiet seconds "
+    faq_paraphrase_delay_s: float = Field(60.0, ge=0, le=3600, description="Quiet seconds "
                                           "after a knowledge change before phrasings are "
                                           "written (several imports in a row: one pass).")
 
