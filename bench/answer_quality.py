@@ -45,6 +45,7 @@ VARIANTS = {
     "hybrid + LM phrasings, no clear winner": Fusion(use_clear_winner=False),
     "hybrid + clear winner + LM phrasings (default)": Fusion(),
     "  ... + phrasings' words in lexical": Fusion(phrasing_words=True),
+    "  ... mean over an entry's phrasings, not best": Fusion(mean_vectors=True),
 }
 
 

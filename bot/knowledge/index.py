@@ -67,8 +67,10 @@ class Index:
             out[i] = got / total
         return out
 
-    def vector(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Best cosine per entry over its question phrasings / name, and over its body."""
+    def vector(self, query: np.ndarray, mean: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Best cosine per entry over its question phrasings / name, and over its body
+        (`mean`: their average instead, measured worse in bench/answer_quality.py)."""
+        pool = np.mean if mean else np.max
         head = np.zeros(len(self.docs), dtype=np.float32)
         body = np.zeros(len(self.docs), dtype=np.float32)
         if self.matrix.size == 0:
@@ -76,7 +78,7 @@ class Index:
         sims = self.matrix @ query
         for i, doc in enumerate(self.docs):
             if doc.rows:
-                head[i] = float(sims[doc.rows].max())
+                head[i] = float(pool(sims[doc.rows]))
             if doc.body_rows:
                 body[i] = float(sims[doc.body_rows].max())
         return head, body

@@ -30,6 +30,7 @@ class Fusion:
     use_lexical: bool = True
     use_phrasings: bool = True  # the LM's generated phrasings of FAQ entries, where stored
     phrasing_words: bool = False  # their words also count (as answer words) in lexical
+    mean_vectors: bool = False  # an entry's phrasings averaged instead of its best one
     # A clear winner may sit lower: chatty questions share few words and only ~0.4-0.5 of
     # meaning with their entry, while off-topic ones rarely single out one entry.
     clear_threshold: float = 0.36
@@ -122,7 +123,7 @@ class Retriever:
         if not index.docs or not query.strip():
             return SearchResult(query, [])
         [vector] = await self.knowledge.lm.embed([query])
-        head, body = index.vector(np.asarray(vector, dtype=np.float32))
+        head, body = index.vector(np.asarray(vector, dtype=np.float32), fusion.mean_vectors)
         vec = np.maximum(head, body - fusion.body_discount)
         if fusion.use_lexical:
             lex = index.lexical(content_stems(query))
