@@ -70,5 +70,8 @@ class PhrasingWorker:
                 log.info("FAQ phrasings: %d entries of %s written", written, merchant)
             # Our own writes move the version too: the next look runs one more pass, which
             # finds nothing to do, but never misses an import that landed during this one.
+            if self.paraphraser.incomplete:  # the model was busy or away: again, later
+                self._pending[merchant] = (version, time.monotonic() + RETRY_S)
+                continue
             self._seen[merchant] = version
             del self._pending[merchant]

@@ -129,6 +129,7 @@ class Paraphraser:
         self.knowledge = knowledge
         self.count = count
         self.generated = 0  # LM requests made (tests count them)
+        self.incomplete = False  # the last pass left entries for later (the LM failed)
         # One pass per merchant at a time: a second caller waits, then finds nothing to do.
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -167,7 +168,10 @@ class Paraphraser:
         vectors = await self.knowledge.vectors(merchant)
         others = _head_vectors(entries, vectors)
         written = 0
+        self.incomplete = any(c is None for c in lines)
         for entry, candidates in zip(todo, lines, strict=True):
+            if candidates is None:
+                continue  # some of its requests failed: the next pass tries it whole
             kept = [c for c in dict.fromkeys(candidates) if junk_reason(c, entry) is None]
             matrix = np.zeros((0, others[1].shape[1] if others[1].size else 0), np.float32)
             if kept:
@@ -178,9 +182,10 @@ class Paraphraser:
             written += await self._store(merchant, entry, kept, matrix)
         return written
 
-    async def _generate(self, entries: list[FaqEntry]) -> list[list[str]]:
+    async def _generate(self, entries: list[FaqEntry]) -> list[list[str] | None]:
+        """Each entry's generated lines; None where the LM failed one of its requests."""
         jobs = [(i, r) for i, e in enumerate(entries) for r in requests_for(e, self.count)]
-        out: list[list[str]] = [[] for _ in entries]
+        out: list[list[str] | None] = [[] for _ in entries]
         for start in range(0, len(jobs), CONCURRENT):
             chunk = jobs[start:start + CONCURRENT]
             self.generated += len(chunk)
@@ -189,15 +194,18 @@ class Paraphraser:
             for (i, _), result in zip(chunk, results, strict=True):
                 if isinstance(result, LMError):
                     log.warning("FAQ phrasing not generated: %s", result)
+                    out[i] = None
                 elif isinstance(result, BaseException):
                     raise result
-                elif line := clean_line(result.text):
-                    out[i].append(line)
+                elif (line := clean_line(result.text)) and (got := out[i]) is not None:
+                    got.append(line)
         return out
 
     async def _store(self, merchant: str, entry: FaqEntry, lines: list[str],
                      matrix: np.ndarray) -> int:
-        """Store unless the entry changed meanwhile (an import while the model wrote)."""
+        """Store unless the entry changed meanwhile (an import while the model wrote; one
+        that lands between this check and the write leaves a stale signature, which
+        retrieval ignores and the next pass replaces)."""
         keys = self.knowledge.store.keys(merchant)
         redis = self.knowledge.store.redis
         current = await self.knowledge.faq(merchant, entry.id)

@@ -16,7 +16,7 @@ from bot.knowledge.paraphrase import Paraphraser, closer_to_own, junk_reason, re
 from bot.knowledge.retrieval import Retriever
 from bot.knowledge.store import KnowledgeStore, phrasings_field
 from bot.storage.store import Store
-from lm_service.api import GenerationRequest, GenerationResult, LMClient
+from lm_service.api import GenerationRequest, GenerationResult, LMBusy, LMClient
 from tests.knowledge.conftest import CountingLM
 
 COUNT = 2  # phrasings asked per entry: enough to see them, cheap on 2 cores
@@ -142,3 +142,25 @@ async def test_the_worker_writes_phrasings_after_an_import_settles(
     finally:
         await worker.stop()
     assert worker._task is None
+
+
+class BusyOnce(GenerationCounter):
+    """Answers the first generation with LMBusy (a full queue), then the real model."""
+
+    async def generate(self, request: GenerationRequest) -> GenerationResult:
+        self.generations += 1
+        if self.generations == 1:
+            raise LMBusy("queue full")
+        return await self.inner.generate(request)
+
+
+async def test_an_entry_whose_generation_failed_is_tried_again_whole(
+        store: Store, counting_lm: CountingLM, three: list[FaqEntry]) -> None:
+    lm = BusyOnce(counting_lm.inner)  # type: ignore[arg-type]
+    knowledge = KnowledgeStore(store, lm)  # type: ignore[arg-type]
+    await knowledge.import_faq("default", three[:1])
+    paraphraser = Paraphraser(knowledge, COUNT)
+    assert await paraphraser.fill("default") == 0  # not stored with half its phrasings
+    assert paraphraser.incomplete and await paraphraser.stored("default") == {}
+    assert await paraphraser.fill("default") == 1
+    assert not paraphraser.incomplete and lm.generations == 2 * COUNT
