@@ -171,8 +171,9 @@ class Settings(BaseSettings):
                                       "stop may take before the rest is abandoned.")
 
     # Knowledge: LM-written FAQ phrasings (issue 5)
-    faq_paraphrases: int = Field(4, ge=0, le=12, description="Phrasings the LM writes per FAQ "
-                                 "entry in the background after an import (0: none).")
+    faq_paraphrases: int = Field(0, ge=0, le=12, description="Phrasings the LM writes per FAQ "
+                                 "entry in the background after an import (0: none; with "
+                                 "SmolLM2-135M they measured neutral, so off by default).")
     faq_paraphrase_delay_s: float = Field(60.0, ge=0, le=3600, description="Quiet seconds "
                                           "after a knowledge change before phrasings are "
                                           "written (several imports in a row: one pass).")
