@@ -217,6 +217,12 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator(*SECRET_FIELDS, mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # `DISCORD_TOKEN=` left in an env file means "not set", not a token of "".
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:

@@ -23,6 +23,15 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert settings.admin_ids == ["telegram:1", "discord:2"]
 
 
+def test_a_blank_token_is_no_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`DISCORD_TOKEN=` left in an env file must not make the bot log in with ""."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DISCORD_TOKEN", "")
+    monkeypatch.setenv("TELEGRAM_TOKEN", "  ")
+    settings = load_settings()
+    assert settings.discord_token is None and settings.telegram_token is None
+
+
 def test_bad_value_names_the_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("SHOPKEEP_LM_BACKEND", "gpu-cluster")
