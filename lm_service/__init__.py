@@ -14,7 +14,8 @@ them in its own thread), so importing `lm_service.api` or `lm_service.client` st
   `fallback`: row-by-row transformers forward for other architectures;
 - `models`: model files, device/dtype choice, the GGUF → safetensors cache;
 - `embedder`: sentence embeddings (`bert`: its encoder, no transformers import);
-  `sampling`: token choice, stop strings, deltas;
+  `chat_tokenizer`: the generator's tokenizer without transformers; `sampling`: token choice,
+  stop strings, deltas;
 - `remote` + `worker` + `wire`: Redis Streams backend and `shopkeep lm-worker`;
 - `openai_backend`: any OpenAI-compatible server (vLLM, TGI, llama.cpp).
 """

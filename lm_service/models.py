@@ -216,13 +216,20 @@ _GENERIC_TOKENIZERS = frozenset({"TokenizersBackend", "PreTrainedTokenizerFast"}
 
 def load_tokenizer(folder: Path) -> Any:
     """The folder's tokenizer. A plain `tokenizer.json` tokenizer (what the GGUF conversion
-    saves) is loaded by its own class: `AutoTokenizer` would first resolve the model's config
-    class, importing transformers' modelling code (seconds of a cold start)."""
+    saves) is loaded without transformers (`ChatTokenizer`): `AutoTokenizer` would import
+    transformers and resolve the model's config class, importing its modelling code too
+    (seconds of a cold start)."""
     try:
         if _tokenizer_class(folder) in _GENERIC_TOKENIZERS:
-            from transformers import PreTrainedTokenizerFast
+            from lm_service.chat_tokenizer import ChatTokenizer
 
-            return PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
+            try:
+                return ChatTokenizer(folder)
+            except ValueError as exc:  # something only transformers' class does
+                log.info("loading the tokenizer with transformers: %s", exc)
+                from transformers import PreTrainedTokenizerFast
+
+                return PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True)
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(folder, local_files_only=True)
