@@ -68,6 +68,7 @@ class IngestQueue:
         self._in_flight = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.spilled_total = 0
+        self._spills = 0  # spills completed, so a reader can tell one landed while it looked
         self.processed_total = 0
 
     async def start(self) -> None:
@@ -122,14 +123,21 @@ class IngestQueue:
         pipe = self.store.redis.pipeline(transaction=False)
         for item in items:
             pipe.xadd(self.store.keys(item.merchant).profile_ingest(), item.fields())
-            self._spilled.add(item.merchant)
         await pipe.execute()
+        # Marked once the entries exist, and counted, so that a reader who just found the
+        # stream empty does not unmark it after these landed (see `_read_spill`).
+        self._spilled.update(item.merchant for item in items)
+        self._spills += 1
         self.spilled_total += len(items)
 
     async def _next_batch(self) -> list[IngestItem]:
         items: list[IngestItem] = []
         if self._memory.empty() and not self._spilled:
-            items.append(await self._memory.get())
+            # Bounded, so that a spill marked meanwhile is read within a second.
+            try:
+                items.append(await asyncio.wait_for(self._memory.get(), timeout=1.0))
+            except TimeoutError:
+                return items
         while len(items) < self.batch and not self._memory.empty():
             items.append(self._memory.get_nowait())
         if len(items) < self.batch and self._spilled:
@@ -144,6 +152,7 @@ class IngestQueue:
     async def _read_spill(self, count: int) -> list[IngestItem]:
         redis = self.store.redis
         out: list[IngestItem] = []
+        spills = self._spills
         for merchant in sorted(self._spilled):
             stream = self.store.keys(merchant).profile_ingest()
             try:
@@ -163,8 +172,8 @@ class IngestQueue:
                 groups = got.items() if isinstance(got, dict) else (got or [])
                 for _, entries in groups:
                     rows.extend(entries)
-            if not rows and not await redis.xlen(stream):
-                self._spilled.discard(merchant)
+            if not rows and not await redis.xlen(stream) and self._spills == spills:
+                self._spilled.discard(merchant)  # empty, and nothing spilled since we looked
             out.extend(IngestItem.from_fields(merchant, sid, data) for sid, data in rows
                        if data)
             count -= len(rows)
