@@ -214,13 +214,14 @@ def _strip_quantization(config_file: Path) -> None:
 _GENERIC_TOKENIZERS = frozenset({"TokenizersBackend", "PreTrainedTokenizerFast"})
 
 
-def load_tokenizer(folder: Path) -> Any:
+def load_tokenizer(folder: Path, transformers_class: bool = False) -> Any:
     """The folder's tokenizer. A plain `tokenizer.json` tokenizer (what the GGUF conversion
     saves) is loaded without transformers (`ChatTokenizer`): `AutoTokenizer` would import
     transformers and resolve the model's config class, importing its modelling code too
-    (seconds of a cold start)."""
+    (seconds of a cold start). `transformers_class`: always transformers' own tokenizer (for
+    callers that use more of its interface, with a transformers model)."""
     try:
-        if _tokenizer_class(folder) in _GENERIC_TOKENIZERS:
+        if not transformers_class and _tokenizer_class(folder) in _GENERIC_TOKENIZERS:
             from lm_service.chat_tokenizer import ChatTokenizer
 
             try:
@@ -260,7 +261,7 @@ def load_causal_lm(
     from transformers import AutoModelForCausalLM
 
     folder = model_folder(path, dtype, cache_dir)
-    tokenizer = load_tokenizer(folder)
+    tokenizer = load_tokenizer(folder, transformers_class=True)
     try:
         model = AutoModelForCausalLM.from_pretrained(
             folder, dtype=dtype, local_files_only=True, device_map=None
