@@ -70,7 +70,7 @@ SYNONYM_GROUPS = [
     "address location",
     "international abroad overseas",
     # card brands and ways to pay are all questions about payment methods
-    "pay payment visa mastercard amex paypal klarna afterpay installment",
+    "pay payment visa mastercard paypal klarna afterpay installment",
     "gift voucher certificate",
     "pickup pick collect",
     "clean wash",
@@ -103,7 +103,7 @@ def _synonym_table() -> dict[str, frozenset[str]]:
 
 
 SYNONYMS = _synonym_table()
-# Known words even where the shop never writes them: 'amex' must not be "corrected" to 'apex'.
+# Known words even where the shop never writes them: 'klarna' must not be "corrected".
 SYNONYM_WORDS = frozenset(w for group in SYNONYM_GROUPS for w in group.split())
 
 
