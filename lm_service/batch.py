@@ -28,6 +28,7 @@ class Sequence:
         self.next_token = 0
         self.first_token_at: float | None = None
         self.done = False
+        self.widest_batch = 0  # the most requests decoded together with this one
 
     def prefill_ids(self) -> list[int]:
         """What to prefill: the prompt, and when resuming after preemption everything cached
@@ -69,6 +70,7 @@ class RunningBatch:
         chosen = pick_tokens(logits, [s.sampler for s in running])
         for seq, token in zip(running, chosen, strict=True):
             seq.position += 1
+            seq.widest_batch = max(seq.widest_batch, len(running))
             self.accept(seq, token)
         self.retire()
 
@@ -121,6 +123,7 @@ class RunningBatch:
                 finish_reason=reason,
                 latency_s=now - ticket.submitted,
                 time_to_first_token_s=first - ticket.submitted,
+                batch_size=max(1, seq.widest_batch),
             )
         )
 
