@@ -7,7 +7,11 @@ started on loopback for the session. If none can be reached the tests fail, loud
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
+import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,6 +21,8 @@ import redis.asyncio as aioredis
 
 from lm_service.api import LMClient
 from tests.support.redis_server import RedisServer
+
+STUCK_REPORT_S = float(os.environ.get("SHOPKEEP_TEST_STUCK_REPORT_S", "240"))
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +76,37 @@ def lm_client() -> Iterator[LMClient]:
         yield client
     finally:
         asyncio.run(client.stop())
+
+
+@pytest.fixture(autouse=True)
+def _stuck_test_report(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An async test still running after 4 minutes prints every asyncio task's stack to
+    stderr, so a hang in CI shows what each task awaits (faulthandler shows only threads, and
+    a loop idling on a future nobody resolves looks the same from outside)."""
+    if not asyncio.iscoroutinefunction(request.function):
+        yield
+        return
+    # pytest-asyncio's runner for function-scoped loops: the loop the test will run in.
+    loop = request.getfixturevalue("_function_scoped_runner").get_loop()
+    done = threading.Event()
+
+    def report() -> None:
+        out = sys.__stderr__
+        if out is None:
+            return
+        out.write(f"\n===== asyncio tasks of {request.node.nodeid} after "
+                  f"{STUCK_REPORT_S:.0f} s =====\n")
+        for task in asyncio.all_tasks(loop):
+            buffer = io.StringIO()
+            task.print_stack(limit=40, file=buffer)
+            out.write(buffer.getvalue() + "-----\n")
+        out.flush()
+
+    def watch() -> None:
+        if not done.wait(STUCK_REPORT_S):
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(report)
+
+    threading.Thread(target=watch, name="stuck-test-report", daemon=True).start()
+    yield
+    done.set()

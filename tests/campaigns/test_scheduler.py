@@ -108,10 +108,10 @@ async def test_a_run_missed_beyond_the_grace_is_recorded_not_posted(make_feature
     # The grace is part of each stored job: every process runs with the same settings.
     old = await make_feature([RecordingAdapter(Platform.DISCORD)], campaign_misfire_grace_s=1)
     campaign = await add_campaign(old, targets="discord:c1")
-    due = soon(1)
+    due = soon(2)  # at least a second away (soon() drops the microseconds): stopped before it
     old.scheduler.schedule_run(campaign, datetime.fromisoformat(due))
     await old.stop()
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(3.5)
     after = RecordingAdapter(Platform.DISCORD)
     new = await make_feature([after], campaign_misfire_grace_s=1)
 
