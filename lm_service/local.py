@@ -205,6 +205,9 @@ class InProcessLMClient(EventClient):
 
         engine.embed(list(texts), done)
         try:
-            return await asyncio.wait_for(future, self.config.timeout_s + _GRACE_S)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives together with the result, and the cancelled caller runs on.
+            async with asyncio.timeout(self.config.timeout_s + _GRACE_S):
+                return await future
         except TimeoutError:
             raise LMTimeout("the embedder did not answer in time") from None

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 GROUP = "profiles"
 _RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
+_STOP_RETRY_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -80,9 +81,14 @@ class IngestQueue:
 
     async def stop(self) -> None:
         """Stop the stages; whatever is still in memory goes to the spill streams, not lost."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        pending = set(self._tasks)
+        while pending:
+            # Cancelled again until they end: on Python 3.11 `asyncio.wait_for` swallows a
+            # cancellation that arrives as its result does (the embedder's reply), and the
+            # stage then waits for ever to hand its batch to a writer that is gone.
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=_STOP_RETRY_S)
         self._tasks = []
         left: list[IngestItem] = []
         while not self._handoff.empty():
@@ -134,8 +140,9 @@ class IngestQueue:
         items: list[IngestItem] = []
         if self._memory.empty() and not self._spilled:
             # Bounded, so that a spill marked meanwhile is read within a second.
-            try:
-                items.append(await asyncio.wait_for(self._memory.get(), timeout=1.0))
+            try:  # asyncio.timeout, not wait_for (see `stop`)
+                async with asyncio.timeout(1.0):
+                    items.append(await self._memory.get())
             except TimeoutError:
                 return items
         while len(items) < self.batch and not self._memory.empty():
@@ -144,7 +151,8 @@ class IngestQueue:
             items.extend(await self._read_spill(self.batch - len(items)))
         if not items:
             try:
-                items.append(await asyncio.wait_for(self._memory.get(), timeout=0.2))
+                async with asyncio.timeout(0.2):
+                    items.append(await self._memory.get())
             except TimeoutError:
                 pass
         return items

@@ -178,3 +178,35 @@ async def test_messages_queued_while_redis_is_down_are_written_when_it_is_back(
     finally:
         await store.stop()
         server.stop()
+
+
+async def test_stop_ends_a_stage_that_swallowed_its_cancellation(
+        store: Store, lm_client: LMClient) -> None:
+    """Python 3.11's `asyncio.wait_for` can swallow a cancellation that arrives with its
+    result; the embedding stage then tried to hand its batch to the (stopped) writer for ever
+    and `stop()` never returned. Here the real embedder's reply "wins" over the first cancel."""
+    await import_demo_catalog(store, lm_client, "shop")
+    writer = writer_for(store, lm_client)
+    entered = asyncio.Event()
+
+    async def embed_swallowing_one_cancel(texts: list[str]) -> list[list[float]]:
+        entered.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            pass  # what wait_for does when the result is already there
+        return await lm_client.embed(texts)
+
+    queue = IngestQueue(store, embed_swallowing_one_cancel, writer.write, maxsize=50, batch=4)
+    await queue.start()
+    for n in range(12):
+        await queue.submit(IngestItem("shop", f"telegram:{n % 3}", "telegram",
+                                      f"a stove for trip {n}", time.time()))
+    await asyncio.wait_for(entered.wait(), 10)
+    await asyncio.wait_for(queue.stop(), 30)  # hung for ever before
+    keys = store.keys("shop")
+    written = 0
+    for m in range(3):
+        data = await store.redis.hgetall(keys.profile(f"telegram:{m}"))
+        written += Profile.from_hash(f"telegram:{m}", data).messages if data else 0
+    assert written + await store.redis.xlen(keys.profile_ingest()) == 12  # none lost
