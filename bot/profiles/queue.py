@@ -69,7 +69,6 @@ class IngestQueue:
         self._in_flight = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.spilled_total = 0
-        self._spills = 0  # spills completed, so a reader can tell one landed while it looked
         self.processed_total = 0
 
     async def start(self) -> None:
@@ -130,10 +129,9 @@ class IngestQueue:
         for item in items:
             pipe.xadd(self.store.keys(item.merchant).profile_ingest(), item.fields())
         await pipe.execute()
-        # Marked once the entries exist, and counted, so that a reader who just found the
-        # stream empty does not unmark it after these landed (see `_read_spill`).
+        # Marked (and counted in `spilled_total`) once the entries exist, so that a reader
+        # who just found the stream empty does not unmark it after these landed.
         self._spilled.update(item.merchant for item in items)
-        self._spills += 1
         self.spilled_total += len(items)
 
     async def _next_batch(self) -> list[IngestItem]:
@@ -160,7 +158,7 @@ class IngestQueue:
     async def _read_spill(self, count: int) -> list[IngestItem]:
         redis = self.store.redis
         out: list[IngestItem] = []
-        spills = self._spills
+        spilled = self.spilled_total  # moves when a spill lands while we look
         for merchant in sorted(self._spilled):
             stream = self.store.keys(merchant).profile_ingest()
             try:
@@ -180,7 +178,7 @@ class IngestQueue:
                 groups = got.items() if isinstance(got, dict) else (got or [])
                 for _, entries in groups:
                     rows.extend(entries)
-            if not rows and not await redis.xlen(stream) and self._spills == spills:
+            if not rows and not await redis.xlen(stream) and self.spilled_total == spilled:
                 self._spilled.discard(merchant)  # empty, and nothing spilled since we looked
             out.extend(IngestItem.from_fields(merchant, sid, data) for sid, data in rows
                        if data)
