@@ -55,7 +55,7 @@ class EngineConfig:
     generator: bool = True
     embedder: bool = True
     preempt: bool = True
-    kernels: bool = True  # build/use the C++ decode attention (needs a C++ compiler once)
+    kernels: bool = True  # build/use the C++ kernels, lm_service/csrc (needs a C++ compiler once)
     continuous: bool = True  # False: static micro-batches (join only when the batch is empty)
     prefix_cache_tokens: int = 4096  # shared prompt prefixes kept (about 23 KB a token)
     ignore_eos: bool = False  # benchmarks only: every answer runs to max_new_tokens

@@ -1,118 +1,43 @@
-"""An optional C++ decode-attention kernel, compiled once on first use (needs a C++ compiler).
+"""Optional C++ kernels, compiled once on first use (needs a C++ compiler): the sources are in
+`lm_service/csrc/`.
 
-One decode step attends each running request's new query to its own cached keys. With torch
-ops that is a copy of the keys, two batched matmuls, a mask and a softmax per layer: reading
-the cache several times and paying many small calls. This kernel reads each row's keys and
-values once, only up to that row's length, in a fixed order (so the result is the same in any
-batch). Without a compiler the engine uses the torch ops instead.
+- `linear`: y = x·Wᵀ over weights packed for AVX-512 BF16 dot products (`pack_linear`), with
+  the residual add or SwiGLU done on the way out. A one-row decode step is bound by reading the
+  weights; this streams them at close to the memory's speed (oneDNN reached about half), and
+  every row is summed in the same order in any batch.
+- `decode_attention`: each running request's new query against its own cached keys and values,
+  read once and only up to that row's length.
+- `rms_norm`: without a gain (folded into the next weights).
+
+Without a compiler, or on a processor without AVX-512 BF16, the engine uses torch ops instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import Tensor
+
 log = logging.getLogger(__name__)
 
-_SOURCE = r"""
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <c10/util/BFloat16.h>
-#include <cmath>
-#include <vector>
-
-// q: [n, kv_heads, group, dim] bf16; k, v: [rows, kv_heads, cap, dim] bf16 (contiguous);
-// lengths: [n] int64. Returns [n, kv_heads, group, dim] bf16.
-torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v,
-                               torch::Tensor lengths, double scale) {
-  const int64_t n = q.size(0), heads = q.size(1), group = q.size(2), dim = q.size(3);
-  const int64_t cap = k.size(2);
-  auto out = torch::empty_like(q);
-  const auto* qp = reinterpret_cast<const c10::BFloat16*>(q.data_ptr());
-  const auto* kp = reinterpret_cast<const c10::BFloat16*>(k.data_ptr());
-  const auto* vp = reinterpret_cast<const c10::BFloat16*>(v.data_ptr());
-  auto* op = reinterpret_cast<c10::BFloat16*>(out.data_ptr());
-  const int64_t* lp = lengths.data_ptr<int64_t>();
-  const float fscale = static_cast<float>(scale);
-  at::parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> qf(group * dim), acc(group * dim), row(dim);
-    std::vector<float> scores;
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / heads, h = task % heads, len = lp[b];
-      const c10::BFloat16* kb = kp + (b * heads + h) * cap * dim;
-      const c10::BFloat16* vb = vp + (b * heads + h) * cap * dim;
-      const c10::BFloat16* qb = qp + (b * heads + h) * group * dim;
-      for (int64_t i = 0; i < group * dim; ++i) qf[i] = static_cast<float>(qb[i]);
-      scores.assign(group * len, 0.f);
-      for (int64_t t = 0; t < len; ++t) {
-        for (int64_t d = 0; d < dim; ++d) row[d] = static_cast<float>(kb[t * dim + d]);
-        for (int64_t g = 0; g < group; ++g) {
-          float s = 0.f;
-          const float* qg = qf.data() + g * dim;
-          #pragma omp simd reduction(+:s)
-          for (int64_t d = 0; d < dim; ++d) s += qg[d] * row[d];
-          scores[g * len + t] = s * fscale;
-        }
-      }
-      for (int64_t g = 0; g < group; ++g) {
-        float* sg = scores.data() + g * len;
-        float top = -INFINITY;
-        for (int64_t t = 0; t < len; ++t) top = std::max(top, sg[t]);
-        float total = 0.f;
-        for (int64_t t = 0; t < len; ++t) { sg[t] = std::exp(sg[t] - top); total += sg[t]; }
-        const float inv = 1.f / total;
-        for (int64_t t = 0; t < len; ++t) sg[t] *= inv;
-      }
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t t = 0; t < len; ++t) {
-        for (int64_t d = 0; d < dim; ++d) row[d] = static_cast<float>(vb[t * dim + d]);
-        for (int64_t g = 0; g < group; ++g) {
-          const float p = scores[g * len + t];
-          float* ag = acc.data() + g * dim;
-          #pragma omp simd
-          for (int64_t d = 0; d < dim; ++d) ag[d] += p * row[d];
-        }
-      }
-      c10::BFloat16* ob = op + (b * heads + h) * group * dim;
-      for (int64_t i = 0; i < group * dim; ++i) ob[i] = c10::BFloat16(acc[i]);
-    }
-  });
-  return out;
-}
-
-// x: [rows, dim] bf16 contiguous -> x / sqrt(mean(x^2) + eps), bf16 (the gain is folded away).
-torch::Tensor rms_norm(torch::Tensor x, double eps) {
-  const int64_t rows = x.size(0), dim = x.size(1);
-  auto out = torch::empty_like(x);
-  const auto* xp = reinterpret_cast<const c10::BFloat16*>(x.data_ptr());
-  auto* op = reinterpret_cast<c10::BFloat16*>(out.data_ptr());
-  at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-    std::vector<float> row(dim);
-    for (int64_t r = begin; r < end; ++r) {
-      float total = 0.f;
-      for (int64_t d = 0; d < dim; ++d) {
-        row[d] = static_cast<float>(xp[r * dim + d]);
-        total += row[d] * row[d];
-      }
-      const float inv = 1.f / std::sqrt(total / dim + static_cast<float>(eps));
-      for (int64_t d = 0; d < dim; ++d) op[r * dim + d] = c10::BFloat16(row[d] * inv);
-    }
-  });
-  return out;
-}
-"""
-
+_CSRC = Path(__file__).with_name("csrc")
+_FLAGS = ["-O3", "-march=native", "-fopenmp"]
+PLAIN, ADD, SWIGLU = 0, 1, 2  # `linear` epilogues (csrc/linear.h)
 _STALE_LOCK_S = 300  # a build takes about a minute on two cores
 _loaded: Any = None
 _tried = False
 
 
 def compiled_kernels(build_dir: Path) -> Any:
-    """The compiled module (`decode_attention`, `rms_norm`), or None (no compiler, the build
-    failed, or `SHOPKEEP_LM_KERNELS=0`). Compiled into `build_dir` once; later starts load it."""
+    """The compiled module (`linear`, `has_linear`, `decode_attention`, `rms_norm`), or None (no
+    compiler, the build failed, or `SHOPKEEP_LM_KERNELS=0`). Compiled into `build_dir` once
+    per version of the sources; later starts load it."""
     global _loaded, _tried
     if _tried:
         return _loaded
@@ -126,16 +51,48 @@ def compiled_kernels(build_dir: Path) -> Any:
         lock = build_dir / "lock"  # left behind by a build that was killed: torch would wait
         if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_S:
             lock.unlink(missing_ok=True)
+        sources = sorted(_CSRC.glob("*.[ch]*"))
+        # -march=native: a build is for this processor only (a copied var/ must not reuse it).
+        digest = hashlib.sha256((" ".join(_FLAGS) + _cpu_flags()).encode())
+        for path in sources:
+            digest.update(path.read_bytes())
         module = load_inline(
-            name="shopkeep_kernels_v2",
-            cpp_sources=[_SOURCE],
-            functions=["decode_attention", "rms_norm"],
-            extra_cflags=["-O3", "-march=native", "-fopenmp"],
+            name=f"shopkeep_kernels_{digest.hexdigest()[:12]}",
+            cpp_sources=[(_CSRC / "kernels.cpp").read_text()],
+            functions=["linear", "has_linear", "decode_attention", "rms_norm"],
+            extra_cflags=_FLAGS,
+            extra_include_paths=[str(_CSRC)],
             build_directory=str(build_dir),
             verbose=False,
         )
         _loaded = module
     except Exception as exc:  # any build problem: the torch ops serve instead
-        log.warning("C++ decode attention unavailable, using torch ops: %s", exc)
+        log.warning("C++ kernels unavailable, using torch ops: %s", exc)
         _loaded = None
     return _loaded
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line for line in info if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def pack_linear(weight: Tensor, up: Tensor | None = None) -> Tensor | None:
+    """`weight` [out, in] in the layout `linear` reads; with `up`, gate and up projections
+    packed together for the SwiGLU epilogue. None for shapes the kernel does not take."""
+    out_features, in_features = weight.shape
+    if out_features % 16 or in_features % 2 or weight.dtype != torch.bfloat16:
+        return None
+
+    def blocks(w: Tensor) -> Tensor:
+        return w.reshape(out_features // 16, 16, in_features // 2, 2).permute(0, 2, 1, 3)
+
+    if up is None:
+        return blocks(weight).contiguous()
+    if up.shape != weight.shape or up.dtype != weight.dtype:
+        return None
+    paired = torch.stack([blocks(weight), blocks(up)], dim=1)
+    return paired.reshape(-1, in_features // 2, 16, 2).contiguous()

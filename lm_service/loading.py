@@ -73,16 +73,19 @@ def load_generator(cfg: Any, device: str) -> tuple[Any, Any, frozenset[int]]:
     folder = models.model_folder(path, dtype, cfg.cache_dir)
     tokenizer = models.load_tokenizer(folder)
     end_ids = frozenset(models.end_token_ids(folder, tokenizer))
-    runner: Any = FastLlama.from_folder(
-        folder, dtype, device, prepared=models.prepared_path(folder, dtype, cfg.cache_dir)
-    )
-    if runner is not None and device == "cpu" and dtype == torch.bfloat16 and cfg.kernels:
+    kernels = None
+    if device == "cpu" and dtype == torch.bfloat16 and cfg.kernels:
         from lm_service.kernels import compiled_kernels
 
-        runner.kernels = compiled_kernels(cfg.cache_dir / "kernels")
+        kernels = compiled_kernels(cfg.cache_dir / "kernels")
+    runner: Any = FastLlama.from_folder(
+        folder, dtype, device, prepared=models.prepared_path(folder, dtype, cfg.cache_dir),
+        kernels=kernels,
+    )
     if runner is None:
         model, _ = models.load_causal_lm(path, dtype, device, cfg.cache_dir)
-        runner = FastLlama.from_model(model) if FastLlama.supports(model) else RowByRow(model)
+        runner = (FastLlama.from_model(model, kernels=kernels) if FastLlama.supports(model)
+                  else RowByRow(model))
     log.info("LM %s loaded (%s, %s, %s threads, %s)", path.name, device, dtype,
              cfg.threads or "auto", type(runner).__name__)
     return runner, tokenizer, end_ids

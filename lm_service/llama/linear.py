@@ -1,4 +1,5 @@
-"""Linear layers with weights prepacked for oneDNN (bfloat16 on CPU), batch-invariant."""
+"""Linear layers, batch-invariant: our C++ kernel over packed weights when built, else weights
+prepacked for oneDNN (bfloat16 on CPU) or plain torch."""
 
 from __future__ import annotations
 
@@ -7,6 +8,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from lm_service.kernels import ADD, PLAIN, SWIGLU, pack_linear
+
+_NONE = torch.empty(0)  # the kernel's "no bias" / "no other operand"
 
 
 class Linear:
@@ -19,9 +24,18 @@ class Linear:
 
     CHUNK = 16
 
-    def __init__(self, weight: Tensor, bias: Tensor | None, packed: bool) -> None:
+    def __init__(self, weight: Tensor, bias: Tensor | None, packed: bool,
+                 kernels: Any = None) -> None:
         self.out_features = weight.shape[0]
         self.bias = bias
+        self.kernel: Any = None
+        self.blocks = pack_linear(weight) if kernels is not None else None
+        if self.blocks is not None:  # our kernel: it reads the packed copy only
+            self.kernel = kernels.linear
+            self.bias32 = torch.empty(0) if bias is None else bias.float().contiguous()
+            self.packed = self.chunked = False
+            self.weight = self.blocks
+            return
         self.packed = packed
         self.chunked = packed and weight.shape[1] > 1024
         self.weight = (
@@ -31,6 +45,10 @@ class Linear:
         )
 
     def __call__(self, x: Tensor, silu: bool = False) -> Tensor:
+        if self.kernel is not None:
+            assert not silu, "packed for the kernel: SwiGLU goes through Layer.swiglu"
+            return self.kernel(x.contiguous(), self.blocks, self.bias32,  # type: ignore[no-any-return]
+                               _NONE, PLAIN)
         if self.packed:
             attr = "swish" if silu else "none"
             return self._rows(lambda part, _: torch.ops.mkldnn._linear_pointwise(
@@ -47,6 +65,9 @@ class Linear:
 
     def plus(self, x: Tensor, other: Tensor) -> Tensor:
         """(x·Wᵀ) + other."""
+        if self.kernel is not None:
+            return self.kernel(x.contiguous(), self.blocks, self.bias32,  # type: ignore[no-any-return]
+                               other.contiguous(), ADD)
         if self.packed:
             return self._rows(lambda part, rest: torch.ops.mkldnn._linear_pointwise.binary(
                 part, rest, self.weight, self.bias, "add"), x, other)
@@ -69,16 +90,31 @@ class Linear:
 
 
 class Layer:
-    """One decoder layer's linear maps: fused qkv, o, gate, up, down."""
+    """One decoder layer's linear maps: fused qkv, o, gate and up (SwiGLU), down."""
 
-    def __init__(self, weights: dict[str, Tensor | None], packed: bool) -> None:
-        def linear(name: str) -> Linear:
-            weight = weights[name + ".weight"]
-            assert weight is not None
-            return Linear(weight, weights.get(name + ".bias"), packed)
+    def __init__(self, weights: dict[str, Tensor | None], packed: bool,
+                 kernels: Any = None) -> None:
+        def weight(name: str) -> Tensor:
+            value = weights[name + ".weight"]
+            assert value is not None
+            return value
+
+        def linear(name: str, use_kernels: bool = True) -> Linear:
+            return Linear(weight(name), weights.get(name + ".bias"), packed,
+                          kernels if use_kernels else None)
 
         self.qkv = linear("qkv")
         self.o = linear("o")
-        self.gate = linear("gate")
-        self.up = linear("up")
         self.down = linear("down")
+        self.gate_up = (pack_linear(weight("gate"), weight("up"))
+                        if kernels is not None else None)
+        self._kernel = kernels.linear if self.gate_up is not None else None
+        if self.gate_up is None:
+            self.gate, self.up = linear("gate", False), linear("up", False)
+
+    def swiglu(self, h: Tensor) -> Tensor:
+        """silu(h·Gateᵀ) * (h·Upᵀ)."""
+        if self._kernel is not None:
+            return self._kernel(h.contiguous(), self.gate_up, _NONE,  # type: ignore[no-any-return]
+                                _NONE, SWIGLU)
+        return self.up.times(h, self.gate(h, silu=True))

@@ -26,7 +26,8 @@ class FastLlama:
                 and hasattr(inner, "layers"))
 
     @classmethod
-    def from_model(cls, model: Any, max_positions: int | None = None) -> FastLlama:
+    def from_model(cls, model: Any, max_positions: int | None = None,
+                   kernels: Any = None) -> FastLlama:
         """From a loaded transformers model (any RoPE variant it implements)."""
         params = dict(model.named_parameters())
 
@@ -41,17 +42,18 @@ class FastLlama:
         rotary = model.model.rotary_emb
         rope = (rotary.inv_freq.float().cpu(), float(getattr(rotary, "attention_scaling", 1.0)))
         return cls(model.config, w.fuser(get, model.config), rope, model.dtype, model.device,
-                   max_positions)
+                   max_positions, kernels)
 
     @classmethod
     def from_folder(cls, folder: Path, dtype: torch.dtype, device: str,
-                    max_positions: int | None = None, prepared: Path | None = None
-                    ) -> FastLlama | None:
+                    max_positions: int | None = None, prepared: Path | None = None,
+                    kernels: Any = None) -> FastLlama | None:
         """Straight from a safetensors folder, one tensor at a time (no transformers model:
         faster to start and no second copy of the weights). None if not supported here.
 
         `prepared`: a file for the fused weights; written on the first start, read on later
-        ones (which then skip the fusing: seconds of a cold start).
+        ones (which then skip the fusing: seconds of a cold start). `kernels`: the C++ kernels
+        (`lm_service.kernels.compiled_kernels`), used for bfloat16 on CPU.
         """
         cfg = w.read_config(folder)
         if cfg is None or not w.supports_config(cfg):
@@ -65,21 +67,24 @@ class FastLlama:
                 return None
             if prepared is not None and prepared.exists():
                 return cls(cfg, w.prepared(prepared, device, dtype), rope, dtype, at,
-                           max_positions)
+                           max_positions, kernels)
             fused = w.fuser(get, cfg)
             if prepared is None:
-                return cls(cfg, fused, rope, dtype, at, max_positions)
+                return cls(cfg, fused, rope, dtype, at, max_positions, kernels)
             fused, kept = w.keeping(fused)
-            runner = cls(cfg, fused, rope, dtype, at, max_positions)
+            runner = cls(cfg, fused, rope, dtype, at, max_positions, kernels)
             w.save(kept, prepared)
             return runner
 
     def __init__(self, cfg: Any, fused: w.Fused, rope: tuple[Tensor, float],
-                 dtype: torch.dtype, device: torch.device, max_positions: int | None = None
-                 ) -> None:
+                 dtype: torch.dtype, device: torch.device, max_positions: int | None = None,
+                 kernels: Any = None) -> None:
         self.dtype = dtype
         self.device = device
         packed = self.device.type == "cpu" and self.dtype == torch.bfloat16
+        # The C++ kernels (lm_service.kernels) serve bfloat16 on CPU only.
+        self.kernels: Any = kernels if packed else None
+        linear_kernels = kernels if self.kernels is not None and kernels.has_linear() else None
         self.heads = cfg.num_attention_heads
         self.kv_heads = cfg.num_key_value_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.heads
@@ -89,12 +94,13 @@ class FastLlama:
         self.scale = 1.0 / math.sqrt(self.head_dim)
         self.vocab = cfg.vocab_size
         with torch.inference_mode():
-            self.layers = [Layer(fused(i), packed) for i in range(cfg.num_hidden_layers)]
+            self.layers = [Layer(fused(i), packed, linear_kernels)
+                           for i in range(cfg.num_hidden_layers)]
             head = fused(-1)
             embed, lm_head = head["embed"], head["lm_head.weight"]
             assert embed is not None and lm_head is not None
             self.embed: Tensor = embed
-            self.lm_head = Linear(lm_head, None, packed)
+            self.lm_head = Linear(lm_head, None, packed, linear_kernels)
             limit = min(max_positions or cfg.max_position_embeddings, 32768)
             positions = torch.arange(limit, device=self.device, dtype=torch.float32)
             inv_freq, scaling = rope
@@ -109,7 +115,6 @@ class FastLlama:
         self.max_positions = limit
         qk = (self.heads + self.kv_heads) * self.head_dim
         self._split = (qk, self.kv_heads * self.head_dim)
-        self.kernels: Any = None  # the C++ kernels (lm_service.kernels), if built
         self.cache = SlotCache(len(self.layers), self.kv_heads, self.head_dim, dtype, device)
 
     def _norm(self, x: Tensor) -> Tensor:
@@ -202,7 +207,7 @@ class FastLlama:
             attn = torch.cat(parts, dim=1).transpose(0, 1).reshape(-1, nh * hd)
             x = layer.o.plus(attn, x)
             h = self._norm(x)
-            x = layer.down.plus(layer.up.times(h, layer.gate(h, silu=True)), x)
+            x = layer.down.plus(layer.swiglu(h), x)
         last = torch.tensor(fresh, device=dev).cumsum(0) - 1
         h = self._norm(x[last])
         return self.lm_head(h)
@@ -254,6 +259,6 @@ class FastLlama:
                 attn = torch.bmm(probs, values).view(n, nh * hd)
             x = layer.o.plus(attn, x)
             h = self._norm(x)
-            x = layer.down.plus(layer.up.times(h, layer.gate(h, silu=True)), x)
+            x = layer.down.plus(layer.swiglu(h), x)
         h = self._norm(x)
         return self.lm_head(h)

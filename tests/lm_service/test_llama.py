@@ -12,6 +12,7 @@ from lm_service import models
 from lm_service.fallback import RowByRow
 from lm_service.llama import FastLlama
 from lm_service.local import InProcessLMClient
+from tests.lm_service.decoding import chat_prompt, greedy
 
 
 @pytest.fixture(scope="module")
@@ -28,31 +29,12 @@ def hf_model(lm_client: InProcessLMClient) -> Iterator[tuple[Any, Any, Any]]:
     del model
 
 
-def _prompt(tokenizer: Any, text: str) -> list[int]:
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": text}],
-                                        add_generation_prompt=True, tokenize=True)
-    return list(ids["input_ids"] if hasattr(ids, "keys") else ids)
-
-
-def _greedy(runner: Any, prompts: list[list[int]], steps: int) -> list[list[int]]:
-    logits = runner.prefill(0, prompts)
-    tokens = logits.float().argmax(-1).tolist()
-    out = [[t] for t in tokens]
-    positions = [len(p) for p in prompts]
-    for _ in range(steps - 1):
-        tokens = runner.decode(tokens, positions).float().argmax(-1).tolist()
-        positions = [p + 1 for p in positions]
-        for row, token in zip(out, tokens, strict=True):
-            row.append(token)
-    return out
-
-
 def test_built_from_the_model_or_the_folder_alike(hf_model: tuple[Any, Any, Any]) -> None:
     model, tokenizer, folder = hf_model
     from_folder = FastLlama.from_folder(folder, torch.bfloat16, "cpu")
     from_model = FastLlama.from_model(model)
     assert from_folder is not None and FastLlama.supports(model)
-    prompt = _prompt(tokenizer, "Which tent is best for rain?")
+    prompt = chat_prompt(tokenizer, "Which tent is best for rain?")
     assert torch.equal(from_folder.prefill(0, [prompt]), from_model.prefill(0, [prompt]))
 
 
@@ -61,8 +43,8 @@ def test_fast_path_follows_transformers(hf_model: tuple[Any, Any, Any]) -> None:
     answer agrees with transformers' own generate for a while (bf16 rounding differs)."""
     model, tokenizer, folder = hf_model
     runner = FastLlama.from_folder(folder, torch.bfloat16, "cpu")
-    prompt = _prompt(tokenizer, "What is a tent?")
-    ours = _greedy(runner, [prompt], 8)[0]
+    prompt = chat_prompt(tokenizer, "What is a tent?")
+    ours = greedy(runner, [prompt], 8)[0]
     with torch.inference_mode():
         theirs = model.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False)
     assert ours[:4] == theirs[0, len(prompt):len(prompt) + 4].tolist()
@@ -71,8 +53,8 @@ def test_fast_path_follows_transformers(hf_model: tuple[Any, Any, Any]) -> None:
 def test_row_by_row_fallback_matches_transformers(hf_model: tuple[Any, Any, Any]) -> None:
     model, tokenizer, _ = hf_model
     runner = RowByRow(model)
-    prompts = [_prompt(tokenizer, "hi"), _prompt(tokenizer, "Name a warm sleeping bag.")]
-    ours = _greedy(runner, prompts, 6)
+    prompts = [chat_prompt(tokenizer, "hi"), chat_prompt(tokenizer, "Name a warm sleeping bag.")]
+    ours = greedy(runner, prompts, 6)
     with torch.inference_mode():
         for prompt, row in zip(prompts, ours, strict=True):
             theirs = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False,

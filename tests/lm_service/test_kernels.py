@@ -1,0 +1,96 @@
+"""The C++ kernels against plain torch: the same numbers (to bfloat16 rounding), and every row
+the same whether computed alone or in a batch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lm_service import kernels as k
+from lm_service import models
+from lm_service.llama import FastLlama
+from lm_service.local import InProcessLMClient
+from tests.lm_service.decoding import chat_prompt, greedy
+
+
+def _has_avx512_bf16() -> bool:
+    return "avx512_bf16" in Path("/proc/cpuinfo").read_text()
+
+
+@pytest.fixture(scope="module")
+def built(lm_client: InProcessLMClient) -> Any:
+    """The session engine's kernels (built by it, or by this call into its cache folder)."""
+    module = k.compiled_kernels(lm_client.engine.config.cache_dir / "kernels")
+    assert module is not None, "a C++ compiler is installed here: the kernels must build"
+    if not module.has_linear():
+        assert not _has_avx512_bf16(), "this processor has AVX-512 BF16: `linear` must build"
+        pytest.skip("this processor has no AVX-512 BF16 (the engine uses oneDNN here)")
+    return module
+
+
+def _bf16(*shape: int, scale: float = 1.0) -> torch.Tensor:
+    return (torch.randn(*shape) * scale).to(torch.bfloat16)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 13, 64])
+def test_linear_equals_torch_and_each_row_its_own(built: Any, rows: int) -> None:
+    torch.manual_seed(rows)
+    x, weight, bias = _bf16(rows, 576), _bf16(960, 576, scale=0.05), torch.randn(960)
+    other = _bf16(rows, 960)
+    packed = k.pack_linear(weight)
+    assert packed is not None
+    reference = x.float() @ weight.float().T
+    cases = [
+        (built.linear(x, packed, torch.empty(0), torch.empty(0), k.PLAIN), reference),
+        (built.linear(x, packed, bias, torch.empty(0), k.PLAIN), reference + bias),
+        (built.linear(x, packed, torch.empty(0), other, k.ADD), reference + other.float()),
+    ]
+    for got, want in cases:
+        assert got.dtype == torch.bfloat16 and got.shape == want.shape
+        torch.testing.assert_close(got.float(), want, rtol=1e-2, atol=1e-2)
+    together = cases[0][0]
+    for i in range(rows):
+        alone = built.linear(x[i : i + 1].contiguous(), packed, torch.empty(0), torch.empty(0),
+                             k.PLAIN)
+        assert torch.equal(alone[0], together[i])
+
+
+def test_swiglu_equals_torch(built: Any) -> None:
+    torch.manual_seed(0)
+    x, gate, up = _bf16(7, 576), _bf16(1536, 576, scale=0.05), _bf16(1536, 576, scale=0.05)
+    packed = k.pack_linear(gate, up)
+    assert packed is not None
+    got = built.linear(x, packed, torch.empty(0), torch.empty(0), k.SWIGLU)
+    want = F.silu(x.float() @ gate.float().T) * (x.float() @ up.float().T)
+    torch.testing.assert_close(got.float(), want, rtol=1e-2, atol=1e-2)
+
+
+def test_shapes_the_kernel_cannot_take_are_left_to_torch() -> None:
+    assert k.pack_linear(_bf16(20, 576)) is None  # not a multiple of 16 outputs
+    assert k.pack_linear(_bf16(16, 575)) is None  # an odd number of inputs
+    assert k.pack_linear(torch.randn(16, 576)) is None  # not bfloat16
+
+
+def test_runner_with_kernels_answers_like_without(built: Any,
+                                                  lm_client: InProcessLMClient) -> None:
+    """The whole model on the kernels: the same greedy tokens as on torch ops for a while
+    (the sums are rounded differently), and a batch decodes each row as it would alone."""
+    engine = lm_client.engine
+    folder = models.model_folder(models.default_lm_path(), torch.bfloat16,
+                                 engine.config.cache_dir)
+    plain = FastLlama.from_folder(folder, torch.bfloat16, "cpu")
+    fast = FastLlama.from_folder(folder, torch.bfloat16, "cpu", kernels=built)
+    assert plain is not None and fast is not None
+    assert fast.layers[0].gate_up is not None and plain.layers[0].gate_up is None
+    tokenizer = engine.tokenizer
+    prompts = [chat_prompt(tokenizer, text)
+               for text in ("What is a tent?", "Do you ship to Canada?", "hi")]
+    ours, theirs = greedy(fast, prompts, 12), greedy(plain, prompts, 12)
+    for mine, other in zip(ours, theirs, strict=True):
+        assert mine[:4] == other[:4]
+    alone = [greedy(fast, [p], 12)[0] for p in prompts]
+    assert ours == alone
