@@ -94,3 +94,18 @@ def test_runner_with_kernels_answers_like_without(built: Any,
         assert mine[:4] == other[:4]
     alone = [greedy(fast, [p], 12)[0] for p in prompts]
     assert ours == alone
+
+
+@pytest.mark.parametrize(("group", "dim"), [(3, 64), (4, 128), (5, 96)])
+def test_decode_attention_equals_torch(built: Any, group: int, dim: int) -> None:
+    """Each row against its own first `length` cached keys (96: the portable loop)."""
+    torch.manual_seed(group)
+    rows, heads, cap = 4, 2, 40
+    q = _bf16(rows, heads, group, dim)
+    keys, values = _bf16(rows, heads, cap, dim), _bf16(rows, heads, cap, dim)
+    lengths = torch.tensor([1, 16, 17, 40])
+    got = built.decode_attention(q, keys, values, lengths, dim ** -0.5)
+    for row, length in enumerate(lengths.tolist()):
+        want = F.scaled_dot_product_attention(  # query heads [heads, group, dim] at once
+            q[row].float(), keys[row, :, :length].float(), values[row, :, :length].float())
+        torch.testing.assert_close(got[row].float(), want, rtol=2e-2, atol=2e-2)
