@@ -50,7 +50,7 @@ torch::Tensor linear(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch
   // Split the weights between the threads (each streams its own part); SwiGLU in pairs.
   const int64_t unit = swiglu ? 2 : 1;
   at::parallel_for(0, blocks / unit, 1, [&](int64_t begin, int64_t end) {
-    shopkeep::linear_blocks(args, begin * unit, end * unit);
+    shopkeep::linear_blocks<6, 4>(args, begin * unit, end * unit);
   });
   return out;
 #endif

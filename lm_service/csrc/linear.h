@@ -64,7 +64,13 @@ inline void tile(const LinearArgs& a, int64_t m, int64_t b) {
   __m512 acc[MR][NB];
   for (int r = 0; r < MR; ++r)
     for (int j = 0; j < NB; ++j) acc[r][j] = _mm512_setzero_ps();
+  // With several rows a tile computes long enough for the hardware prefetcher to fall behind:
+  // ask for the next tile's weights meanwhile (one row streams fast enough without).
+  const char* next = reinterpret_cast<const char*>(w + NB * a.k * 16);
   for (int64_t p = 0; p < pairs; ++p) {
+    if constexpr (MR > 1) {
+      for (int j = 0; j < NB; ++j) _mm_prefetch(next + (j * a.k * 16 + p * 32) * 2, _MM_HINT_T0);
+    }
     __m512bh wv[NB];
     for (int j = 0; j < NB; ++j) {
       const __m512i raw = _mm512_loadu_si512(w + j * a.k * 16 + p * 32);
@@ -97,32 +103,36 @@ inline void tile(const LinearArgs& a, int64_t m, int64_t b) {
   }
 }
 
-template <int NB>
-inline void rows_against(const LinearArgs& a, int64_t b) {
-  constexpr int kMR = 6;  // 6 rows × 4 blocks: 24 accumulators of the 32 registers
-  int64_t m = 0;
-  for (; m + kMR <= a.rows; m += kMR) tile<kMR, NB>(a, m, b);
-  switch (a.rows - m) {
-    case 5: tile<5, NB>(a, m, b); break;
-    case 4: tile<4, NB>(a, m, b); break;
-    case 3: tile<3, NB>(a, m, b); break;
-    case 2: tile<2, NB>(a, m, b); break;
-    case 1: tile<1, NB>(a, m, b); break;
-    default: break;
+// The last `left` (< R + 1) rows, in one tile.
+template <int R, int NB>
+inline void row_tail(const LinearArgs& a, int64_t m, int64_t b, int64_t left) {
+  if constexpr (R > 0) {
+    if (left == R) return tile<R, NB>(a, m, b);
+    row_tail<R - 1, NB>(a, m, b, left);
   }
 }
 
-// All rows against blocks [begin, end) (even bounds for SwiGLU).
-inline void linear_blocks(const LinearArgs& a, int64_t begin, int64_t end) {
-  constexpr int kNB = 4;
-  int64_t b = begin;
-  for (; b + kNB <= end; b += kNB) rows_against<kNB>(a, b);
-  switch (end - b) {
-    case 3: rows_against<3>(a, b); break;
-    case 2: rows_against<2>(a, b); break;
-    case 1: rows_against<1>(a, b); break;
-    default: break;
+template <int MR, int NB>
+inline void rows_against(const LinearArgs& a, int64_t b) {
+  int64_t m = 0;
+  for (; m + MR <= a.rows; m += MR) tile<MR, NB>(a, m, b);
+  row_tail<MR - 1, NB>(a, m, b, a.rows - m);
+}
+
+template <int MR, int NB>
+inline void block_tail(const LinearArgs& a, int64_t b, int64_t left) {
+  if constexpr (NB > 0) {
+    if (left == NB) return rows_against<MR, NB>(a, b);
+    block_tail<MR, NB - 1>(a, b, left);
   }
+}
+
+// All rows against blocks [begin, end) (even bounds for SwiGLU), MR rows × NB blocks a tile.
+template <int MR, int NB>
+inline void linear_blocks(const LinearArgs& a, int64_t begin, int64_t end) {
+  int64_t b = begin;
+  for (; b + NB <= end; b += NB) rows_against<MR, NB>(a, b);
+  block_tail<MR, NB - 1>(a, b, end - b);
 }
 
 }  // namespace shopkeep
