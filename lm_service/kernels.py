@@ -6,7 +6,8 @@
   weights; this streams them at close to the memory's speed (oneDNN reached about half), and
   every row is summed in the same order in any batch.
 - `decode_attention`: each running request's new query against its own cached keys and values,
-  read once and only up to that row's length.
+  read once and only up to that row's length; `decode_step` also applies RoPE and writes the new
+  key and value into the cache (a dozen small torch calls a layer, in one).
 - `rms_norm`: without a gain (folded into the next weights).
 
 Without a compiler, or on a processor without AVX-512 BF16, the engine uses torch ops instead.
@@ -35,9 +36,9 @@ _tried = False
 
 
 def compiled_kernels(build_dir: Path) -> Any:
-    """The compiled module (`linear`, `has_linear`, `decode_attention`, `rms_norm`), or None (no
-    compiler, the build failed, or `SHOPKEEP_LM_KERNELS=0`). Compiled into `build_dir` once
-    per version of the sources; later starts load it."""
+    """The compiled module (`linear`, `decode_step`, `decode_attention`, `rms_norm`, ...), or
+    None (no compiler, the build failed, or `SHOPKEEP_LM_KERNELS=0`). Compiled into
+    `build_dir` once per version of the sources; later starts load it."""
     global _loaded, _tried
     if _tried:
         return _loaded
@@ -59,7 +60,8 @@ def compiled_kernels(build_dir: Path) -> Any:
         module = load_inline(
             name=f"shopkeep_kernels_{digest.hexdigest()[:12]}",
             cpp_sources=[(_CSRC / "kernels.cpp").read_text()],
-            functions=["linear", "has_linear", "decode_attention", "rms_norm"],
+            functions=["linear", "has_linear", "decode_step", "has_decode_step",
+                       "decode_attention", "rms_norm"],
             extra_cflags=_FLAGS,
             extra_include_paths=[str(_CSRC)],
             build_directory=str(build_dir),

@@ -117,4 +117,59 @@ inline AttendFn attend_for(int64_t group, int64_t dim) {
 #undef SHOPKEEP_ATTEND
 }
 
+// One decode step of one layer's attention for request `b`'s key/value head `h`: RoPE on the
+// new query heads and key (qkv row: [heads + kv_heads + kv_heads][dim], in that order), the
+// key and value written into the cache at the request's position, then `attend`.
+struct StepArgs {
+  const uint16_t* qkv;       // [n, (heads + 2 kv_heads) * dim]
+  const uint16_t* cos;       // [n, dim]
+  const uint16_t* sin;       // [n, dim]: sin with its first half negated (rotate_half folded)
+  uint16_t* k;               // [rows, kv_heads, cap, dim]
+  uint16_t* v;
+  const int64_t* positions;  // [n]
+  uint16_t* out;             // [n, heads * dim]
+  int64_t kv_heads, group, dim, cap;
+  float scale;
+  AttendFn attend;
+};
+
+inline float bf16_value(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  __builtin_memcpy(&f, &u, 4);
+  return f;
+}
+
+inline uint16_t to_bf16(float f) {  // round to nearest even (NaN is not expected here)
+  uint32_t u;
+  __builtin_memcpy(&u, &f, 4);
+  return static_cast<uint16_t>((u + 0x7FFF + ((u >> 16) & 1)) >> 16);
+}
+
+// out[i] = x[i]·cos[i] + x[(i + dim/2) mod dim]·sin[i]
+inline void rope(const uint16_t* x, const uint16_t* cos, const uint16_t* sin, int64_t dim,
+                 uint16_t* out) {
+  const int64_t half = dim / 2;
+  for (int64_t i = 0; i < dim; ++i) {
+    const float turned = bf16_value(x[i < half ? i + half : i - half]);
+    out[i] = to_bf16(bf16_value(x[i]) * bf16_value(cos[i]) + turned * bf16_value(sin[i]));
+  }
+}
+
+inline void decode_step(const StepArgs& a, int64_t b, int64_t h, std::vector<uint16_t>& query,
+                        std::vector<float>& scores) {
+  const int64_t heads = a.kv_heads * a.group, d = a.dim, pos = a.positions[b];
+  const uint16_t* row = a.qkv + b * (heads + 2 * a.kv_heads) * d;
+  const uint16_t* cos = a.cos + b * d;
+  const uint16_t* sin = a.sin + b * d;
+  const int64_t cache = (b * a.kv_heads + h) * a.cap * d;
+  rope(row + (heads + h) * d, cos, sin, d, a.k + cache + pos * d);
+  __builtin_memcpy(a.v + cache + pos * d, row + (heads + a.kv_heads + h) * d, d * 2);
+  query.resize(a.group * d);
+  for (int64_t g = 0; g < a.group; ++g)
+    rope(row + (h * a.group + g) * d, cos, sin, d, query.data() + g * d);
+  a.attend(query.data(), a.k + cache, a.v + cache, pos + 1, a.scale,
+           a.out + (b * heads + h * a.group) * d, scores);
+}
+
 }  // namespace shopkeep

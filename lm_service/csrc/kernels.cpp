@@ -56,6 +56,47 @@ torch::Tensor linear(torch::Tensor x, torch::Tensor w, torch::Tensor bias, torch
 #endif
 }
 
+// True when `decode_step` takes this group size (query heads per key/value head) and head size.
+bool has_decode_step(int64_t group, int64_t dim) {
+#ifdef SHOPKEEP_LINEAR
+  return shopkeep::attend_for(group, dim) != nullptr;
+#else
+  return false;
+#endif
+}
+
+// One layer's attention in a decode step (see attention.h): qkv [n, (heads + 2 kv) * dim],
+// cos/sin [n, dim], k/v caches [rows, kv, cap, dim], positions [n] int64; all bf16 but the
+// positions, contiguous. Writes the new keys/values; returns [n, heads * dim].
+torch::Tensor decode_step(torch::Tensor qkv, torch::Tensor cos, torch::Tensor sin,
+                          torch::Tensor k, torch::Tensor v, torch::Tensor positions,
+                          int64_t group, double scale) {
+#ifndef SHOPKEEP_LINEAR
+  TORCH_CHECK(false, "built without AVX-512 BF16: no decode_step");
+#else
+  const int64_t n = qkv.size(0), kv = k.size(1), cap = k.size(2), dim = k.size(3);
+  const auto attend = shopkeep::attend_for(group, dim);
+  TORCH_CHECK(attend != nullptr, "decode_step: unsupported group or head size");
+  TORCH_CHECK(qkv.is_contiguous() && cos.is_contiguous() && sin.is_contiguous() &&
+              k.is_contiguous() && v.is_contiguous() && positions.is_contiguous());
+  TORCH_CHECK(qkv.size(1) == (kv * group + 2 * kv) * dim && k.size(0) >= n &&
+              positions.scalar_type() == torch::kLong && cos.size(0) == n);
+  const int64_t* pos = positions.data_ptr<int64_t>();
+  for (int64_t b = 0; b < n; ++b) TORCH_CHECK(pos[b] >= 0 && pos[b] < cap, "position past the cache");
+  auto out = torch::empty({n, kv * group * dim}, qkv.options());
+  auto bf = [](const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr()); };
+  shopkeep::StepArgs args{bf(qkv), bf(cos), bf(sin), bf(k), bf(v), pos, bf(out),
+                          kv, group, dim, cap, static_cast<float>(scale), attend};
+  at::parallel_for(0, n * kv, 1, [&](int64_t begin, int64_t end) {
+    std::vector<uint16_t> query;
+    std::vector<float> scores;
+    for (int64_t task = begin; task < end; ++task)
+      shopkeep::decode_step(args, task / kv, task % kv, query, scores);
+  });
+  return out;
+#endif
+}
+
 // q: [n, kv_heads, group, dim] bf16; k, v: [rows, kv_heads, cap, dim] bf16 (contiguous);
 // lengths: [n] int64. Returns [n, kv_heads, group, dim] bf16.
 torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v,

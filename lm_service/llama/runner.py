@@ -116,6 +116,11 @@ class FastLlama:
         qk = (self.heads + self.kv_heads) * self.head_dim
         self._split = (qk, self.kv_heads * self.head_dim)
         self.cache = SlotCache(len(self.layers), self.kv_heads, self.head_dim, dtype, device)
+        group = self.heads // self.kv_heads
+        # Decode steps entirely on the kernels when they take this attention's shape.
+        self.step_kernels: Any = (
+            linear_kernels if linear_kernels is not None
+            and linear_kernels.has_decode_step(group, self.head_dim) else None)
 
     def _norm(self, x: Tensor) -> Tensor:
         """RMSNorm without a gain (folded into the next weights): the C++ kernel if built."""
@@ -221,6 +226,8 @@ class FastLlama:
         self.reserve(n, span)
         tok = torch.tensor(tokens, device=dev)
         pos = torch.tensor(positions, device=dev)
+        if self.step_kernels is not None:
+            return self._decode_on_kernels(tok, pos)
         # Where each row's new key/value goes in a layer's cache seen as [rows*heads*len, dim].
         slots = ((torch.arange(n, device=dev)[:, None] * self.kv_heads
                   + torch.arange(self.kv_heads, device=dev)[None, :]) * self.cache.len_cap
@@ -262,3 +269,19 @@ class FastLlama:
             x = layer.down.plus(layer.swiglu(h), x)
         h = self._norm(x)
         return self.lm_head(h)
+
+    def _decode_on_kernels(self, tok: Tensor, pos: Tensor) -> Tensor:
+        """`decode` on the C++ kernels: a layer is two norms, three matrix products and one
+        call for RoPE, the cache write and attention (the same numbers as the torch path up to
+        rounding: RoPE is rounded once here, twice there)."""
+        k = self.step_kernels
+        cos, sin = self.cos[pos], self.sin[pos]
+        group = self.heads // self.kv_heads
+        x = self.embed[tok]
+        for i, layer in enumerate(self.layers):
+            qkv = layer.qkv(k.rms_norm(x, self.eps))
+            attn = k.decode_step(qkv, cos, sin, self.cache.k[i], self.cache.v[i], pos, group,
+                                 self.scale)
+            x = layer.o.plus(attn, x)
+            x = layer.down.plus(layer.swiglu(k.rms_norm(x, self.eps)), x)
+        return self.lm_head(k.rms_norm(x, self.eps))  # type: ignore[no-any-return]

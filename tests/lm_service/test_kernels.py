@@ -75,25 +75,39 @@ def test_shapes_the_kernel_cannot_take_are_left_to_torch() -> None:
     assert k.pack_linear(torch.randn(16, 576)) is None  # not bfloat16
 
 
-def test_runner_with_kernels_answers_like_without(built: Any,
-                                                  lm_client: InProcessLMClient) -> None:
-    """The whole model on the kernels: the same greedy tokens as on torch ops for a while
-    (the sums are rounded differently), and a batch decodes each row as it would alone."""
+def test_runner_with_kernels_computes_the_same_model(built: Any,
+                                                    lm_client: InProcessLMClient) -> None:
+    """The whole model on the kernels against torch ops, fed the same tokens: logits differ by
+    rounding only (their sums are rounded in another order, so a near tie can flip: "hi" opens
+    with "Hello!" on one and "Hello there" on the other), and a batch decodes each row exactly
+    as it would alone."""
     engine = lm_client.engine
     folder = models.model_folder(models.default_lm_path(), torch.bfloat16,
                                  engine.config.cache_dir)
     plain = FastLlama.from_folder(folder, torch.bfloat16, "cpu")
     fast = FastLlama.from_folder(folder, torch.bfloat16, "cpu", kernels=built)
     assert plain is not None and fast is not None
-    assert fast.layers[0].gate_up is not None and plain.layers[0].gate_up is None
-    tokenizer = engine.tokenizer
-    prompts = [chat_prompt(tokenizer, text)
+    assert fast.step_kernels is not None and fast.layers[0].gate_up is not None
+    assert plain.step_kernels is None and plain.layers[0].gate_up is None
+    prompts = [chat_prompt(engine.tokenizer, text)
                for text in ("What is a tent?", "Do you ship to Canada?", "hi")]
-    ours, theirs = greedy(fast, prompts, 12), greedy(plain, prompts, 12)
-    for mine, other in zip(ours, theirs, strict=True):
-        assert mine[:4] == other[:4]
-    alone = [greedy(fast, [p], 12)[0] for p in prompts]
-    assert ours == alone
+    answers = greedy(plain, prompts, 12)
+    ours, theirs = _fed(fast, prompts, answers), _fed(plain, prompts, answers)
+    assert (ours - theirs).abs().mean() < 0.3  # logits span about ±35
+    agree = (ours.argmax(-1) == theirs.argmax(-1)).float().mean()
+    assert agree >= 0.9
+    together = greedy(fast, prompts, 12)
+    assert together == [greedy(fast, [p], 12)[0] for p in prompts]
+
+
+def _fed(runner: Any, prompts: list[list[int]], answers: list[list[int]]) -> torch.Tensor:
+    """Logits [steps, rows, vocab] when each row is fed its `answers` token by token."""
+    steps = [runner.prefill(0, prompts).float()]
+    positions = [len(p) for p in prompts]
+    for i in range(len(answers[0]) - 1):
+        steps.append(runner.decode([a[i] for a in answers], positions).float())
+        positions = [p + 1 for p in positions]
+    return torch.stack(steps)
 
 
 @pytest.mark.parametrize(("group", "dim"), [(3, 64), (4, 128), (5, 96)])
