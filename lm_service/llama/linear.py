@@ -15,9 +15,11 @@ _NONE = torch.empty(0)  # the kernel's "no bias" / "no other operand"
 
 
 class Linear:
-    """y = x·Wᵀ (+ b); on CPU in bfloat16 the weight is prepacked for oneDNN once.
+    """y = x·Wᵀ (+ b). With `kernels` (lm_service.kernels) the weight is packed for our C++
+    kernel, which sums every row in one order in any batch. Otherwise, on CPU in bfloat16, it
+    is prepacked for oneDNN once.
 
-    For a long reduction (in_features > 1024) oneDNN picks a different kernel for one row and
+    With a long reduction (in_features > 1024) oneDNN picks a different kernel for one row and
     for more than ~22 rows, which changes the last bits of a row now and then: such layers are
     called in chunks of 2..`CHUNK` rows, so that every row's result is the same in any batch.
     """
@@ -29,12 +31,12 @@ class Linear:
         self.out_features = weight.shape[0]
         self.bias = bias
         self.kernel: Any = None
-        self.blocks = pack_linear(weight) if kernels is not None else None
-        if self.blocks is not None:  # our kernel: it reads the packed copy only
+        blocks = pack_linear(weight) if kernels is not None else None
+        if blocks is not None:  # our kernel: only the packed copy is kept
             self.kernel = kernels.linear
-            self.bias32 = torch.empty(0) if bias is None else bias.float().contiguous()
+            self.bias32 = _NONE if bias is None else bias.float().contiguous()
             self.packed = self.chunked = False
-            self.weight = self.blocks
+            self.weight = blocks
             return
         self.packed = packed
         self.chunked = packed and weight.shape[1] > 1024
@@ -47,7 +49,7 @@ class Linear:
     def __call__(self, x: Tensor, silu: bool = False) -> Tensor:
         if self.kernel is not None:
             assert not silu, "packed for the kernel: SwiGLU goes through Layer.swiglu"
-            return self.kernel(x.contiguous(), self.blocks, self.bias32,  # type: ignore[no-any-return]
+            return self.kernel(x.contiguous(), self.weight, self.bias32,  # type: ignore[no-any-return]
                                _NONE, PLAIN)
         if self.packed:
             attr = "swish" if silu else "none"
@@ -66,7 +68,7 @@ class Linear:
     def plus(self, x: Tensor, other: Tensor) -> Tensor:
         """(x·Wᵀ) + other."""
         if self.kernel is not None:
-            return self.kernel(x.contiguous(), self.blocks, self.bias32,  # type: ignore[no-any-return]
+            return self.kernel(x.contiguous(), self.weight, self.bias32,  # type: ignore[no-any-return]
                                other.contiguous(), ADD)
         if self.packed:
             return self._rows(lambda part, rest: torch.ops.mkldnn._linear_pointwise.binary(
