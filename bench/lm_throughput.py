@@ -148,6 +148,15 @@ async def traffic(client: Any, duration: float, max_tokens: int) -> dict[str, An
     return {"sustained_rps_p95_le_5s": best, "runs": runs}
 
 
+def engine_path(runner: Any) -> str:
+    """Which code computes a decode step (figures differ by it; SHOPKEEP_LM_KERNELS=0 compares)."""
+    if getattr(runner, "step_kernels", None) is not None:
+        return "C++ kernels (linear, decode step)"
+    if getattr(runner, "kernels", None) is not None:
+        return "oneDNN linears + C++ attention"
+    return f"torch ({type(runner).__name__})"
+
+
 async def run_shopkeep(args: argparse.Namespace, out: dict[str, Any]) -> None:
     from lm_service.local import InProcessLMClient
 
@@ -159,6 +168,7 @@ async def run_shopkeep(args: argparse.Namespace, out: dict[str, Any]) -> None:
     await client.start()
     await timed_stream(client, requests(1, 1)[0])
     out["cold_start_s"] = round(time.perf_counter() - started, 2)
+    out["engine_path"] = engine_path(client.engine.runner)
     note(f"cold start to first token: {out['cold_start_s']} s "
          f"(engine load {client.engine.load_seconds:.2f} s)")
     try:
@@ -366,7 +376,8 @@ def main() -> int:
     out["ratios"] = ratios(out["modes"])
     out["conditions"] = {"cores": CORES, "loadavg_before": round(load_before, 2),
                          "loadavg_after": round(os.getloadavg()[0], 2),
-                         "max_batch": args.max_batch, "tokens": args.tokens}
+                         "max_batch": args.max_batch, "tokens": args.tokens,
+                         "engine_path": out.pop("engine_path", None)}
     if args.json:
         print(json.dumps(out))
         return 0
