@@ -54,7 +54,8 @@ def compiled_kernels(build_dir: Path) -> Any:
             lock.unlink(missing_ok=True)
         sources = sorted(_CSRC.glob("*.[ch]*"))
         # -march=native: a build is for this processor only (a copied var/ must not reuse it).
-        digest = hashlib.sha256((" ".join(_FLAGS) + _cpu_flags()).encode())
+        # and against this torch (its headers and libraries).
+        digest = hashlib.sha256((" ".join(_FLAGS) + _cpu_flags() + torch.__version__).encode())
         for path in sources:
             digest.update(path.read_bytes())
         module = load_inline(
