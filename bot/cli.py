@@ -86,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser(
         "lm-worker", help="serve the language model to other Shopkeep processes via Redis",
         description="Consume generation and embedding requests from the Redis Streams group "
-        "that bots with SHOPKEEP_LM_BACKEND=remote write to. Needs SHOPKEEP_REDIS_URL.",
+        "that bots with SHOPKEEP_LM_BACKEND=remote write to. Needs SHOPKEEP_REDIS_URL. With "
+        "SHOPKEEP_METRICS_PORT set it serves /healthz, /readyz (ready once the models serve) "
+        "and /metrics there.",
     )
     worker.add_argument("--redis-url", help="defaults to SHOPKEEP_REDIS_URL")
     knowledge_cli.add_parser(sub)  # shopkeep import faq|catalog FILE
@@ -230,12 +232,15 @@ async def cmd_lm_worker(settings: Settings, args: argparse.Namespace) -> int:
     if not url:
         raise ConfigError("lm-worker needs SHOPKEEP_REDIS_URL (or --redis-url): the bot and "
                           "the workers must share one Redis server.")
-    stop = asyncio.Event()
+    from bot.ops.server import worker_ops
+
+    stop, serving = asyncio.Event(), asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    await run_worker(settings, url, stop_event=stop)
+    async with worker_ops(settings, url, serving, stop):
+        await run_worker(settings, url, stop_event=stop, serving=serving)
     return 0
 
 

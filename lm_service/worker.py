@@ -211,13 +211,14 @@ async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
 
 
 async def run_worker(settings: Any, redis_url: str, stop_event: asyncio.Event | None = None,
-                     ) -> None:
+                     serving: asyncio.Event | None = None) -> None:
     """Load the models and serve the request streams until `stop_event` is set.
 
     Args:
         settings: `bot.settings.Settings` (its lm_* fields and data_dir are used).
         redis_url: the Redis server the bot and the workers share.
         stop_event: set it to stop (the CLI sets it on SIGINT/SIGTERM).
+        serving: set while the models are loaded and requests are served (for /readyz).
     """
     import redis.asyncio as aioredis
 
@@ -233,9 +234,13 @@ async def run_worker(settings: Any, redis_url: str, stop_event: asyncio.Event | 
         claim_idle_s=float(getattr(settings, "lm_claim_idle_s", 15.0)),
     )
     log.info("lm-worker %s serving %s", worker.name, redis_url.split("@")[-1])
+    if serving is not None:
+        serving.set()
     try:
         await worker.run(stop)
     finally:
+        if serving is not None:
+            serving.clear()
         await redis.aclose()
         await client.stop()
 

@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -117,6 +118,43 @@ def lm_check(lm: LMClient) -> Check:
         return len(vectors) == 1
 
     return check
+
+
+@contextlib.asynccontextmanager
+async def worker_ops(settings: Any, redis_url: str, serving: asyncio.Event,
+                     stopping: asyncio.Event) -> AsyncIterator[OpsServer | None]:
+    """The ops server of `shopkeep lm-worker` while the block runs, when `metrics_port` is set:
+    ready when Redis answers and the worker serves (`serving` set, `stopping` not)."""
+    if settings.metrics_port is None:
+        yield None
+        return
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+
+    async def redis_answers() -> bool:
+        try:
+            return bool(await client.ping())
+        except CONNECTION_ERRORS:
+            record_redis_error("readyz")
+            return False
+
+    async def worker_serves() -> bool:
+        return serving.is_set() and not stopping.is_set()
+
+    server = OpsServer({"redis": redis_answers, "lm": worker_serves},
+                       host=settings.metrics_host, port=settings.metrics_port)
+    await server.start()
+    watch = asyncio.create_task(watch_event_loop(), name="event-loop-lag")
+    try:
+        yield server
+    finally:
+        server.draining = True
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await server.stop()
+        await client.aclose()
 
 
 class OpsFeature:
