@@ -100,6 +100,39 @@ def test_runner_with_kernels_computes_the_same_model(built: Any,
     assert together == [greedy(fast, [p], 12)[0] for p in prompts]
 
 
+class _WithoutLinear:
+    """The build a processor without AVX-512 BF16 gets: attention and norms, no `linear`."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+
+    def has_linear(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
+def test_runner_without_the_linear_kernel_still_batches_exactly(
+        built: Any, lm_client: InProcessLMClient) -> None:
+    """oneDNN linears with the C++ attention (processors without AVX-512 BF16): the same model,
+    and each row decoded in a batch exactly as alone."""
+    engine = lm_client.engine
+    folder = models.model_folder(models.default_lm_path(), torch.bfloat16,
+                                 engine.config.cache_dir)
+    plain = FastLlama.from_folder(folder, torch.bfloat16, "cpu")
+    mixed = FastLlama.from_folder(folder, torch.bfloat16, "cpu", kernels=_WithoutLinear(built))
+    assert plain is not None and mixed is not None
+    assert mixed.kernels is not None and mixed.step_kernels is None
+    assert mixed.layers[0].gate_up is None
+    prompts = [chat_prompt(engine.tokenizer, text)
+               for text in ("Which tent for winter?", "Can I return worn boots?", "hi")]
+    answers = greedy(plain, prompts, 10)
+    assert (_fed(mixed, prompts, answers) - _fed(plain, prompts, answers)).abs().mean() < 0.3
+    together = greedy(mixed, prompts, 10)
+    assert together == [greedy(mixed, [p], 10)[0] for p in prompts]
+
+
 def _fed(runner: Any, prompts: list[list[int]], answers: list[list[int]]) -> torch.Tensor:
     """Logits [steps, rows, vocab] when each row is fed its `answers` token by token."""
     steps = [runner.prefill(0, prompts).float()]
