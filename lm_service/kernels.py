@@ -61,8 +61,6 @@ def compiled_kernels(build_dir: Path) -> Any:
         module = load_inline(
             name=f"shopkeep_kernels_{digest.hexdigest()[:12]}",
             cpp_sources=[(_CSRC / "kernels.cpp").read_text()],
-            functions=["linear", "has_linear", "decode_step", "has_decode_step",
-                       "decode_attention", "rms_norm"],
             extra_cflags=_FLAGS,
             extra_include_paths=[str(_CSRC)],
             build_directory=str(build_dir),

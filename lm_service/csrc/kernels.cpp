@@ -193,3 +193,14 @@ torch::Tensor rms_norm(torch::Tensor x, double eps) {
   });
   return out;
 }
+
+// Without the GIL: the kernels touch no Python objects, so the bot's event loop runs while a
+// decode step computes (torch's own ops release it as well).
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("linear", torch::wrap_pybind_function_no_gil(linear));
+  m.def("has_linear", &has_linear);
+  m.def("decode_step", torch::wrap_pybind_function_no_gil(decode_step));
+  m.def("has_decode_step", &has_decode_step);
+  m.def("decode_attention", torch::wrap_pybind_function_no_gil(decode_attention));
+  m.def("rms_norm", torch::wrap_pybind_function_no_gil(rms_norm));
+}

@@ -3,6 +3,8 @@ the same whether computed alone or in a batch."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +158,30 @@ def test_decode_attention_equals_torch(built: Any, group: int, dim: int) -> None
         want = F.scaled_dot_product_attention(  # query heads [heads, group, dim] at once
             q[row].float(), keys[row, :, :length].float(), values[row, :, :length].float())
         torch.testing.assert_close(got[row].float(), want, rtol=2e-2, atol=2e-2)
+
+
+def test_kernels_let_other_threads_run(built: Any) -> None:
+    """A kernel call does not hold the GIL: the thread that runs the bot's event loop keeps
+    running while a decode step computes on another."""
+    torch.manual_seed(0)
+    x, weight = _bf16(8192, 576), _bf16(3072, 576, scale=0.05)
+    packed = k.pack_linear(weight)
+    assert packed is not None
+    span: list[float] = []
+
+    def compute() -> None:
+        started = time.perf_counter()
+        built.linear(x, packed, torch.empty(0), torch.empty(0), k.PLAIN)
+        span.extend([started, time.perf_counter()])
+
+    worker = threading.Thread(target=compute)
+    ticks: list[float] = []
+    worker.start()
+    while worker.is_alive():
+        ticks.append(time.perf_counter())
+    worker.join()
+    started, ended = span
+    during = [t for t in ticks if started <= t <= ended]
+    gaps = [b - a for a, b in zip([started, *during], [*during, ended], strict=True)]
+    assert ended - started > 0.02  # long enough to tell
+    assert max(gaps) < (ended - started) / 2, "the main thread waited for the whole call"
