@@ -94,9 +94,16 @@ class OpsServer:
 
 
 def redis_check(store: Store) -> Check:
+    """Redis answers a PING (the store's client, looked up when asked: it starts later)."""
+    return ping_check(lambda: store.redis)
+
+
+def ping_check(client: Callable[[], Any]) -> Check:
+    """The Redis client `client()` answers a PING; a connection error counts in the metrics."""
+
     async def check() -> bool:
         try:
-            return bool(await store.redis.ping())
+            return bool(await client().ping())
         except CONNECTION_ERRORS:
             record_redis_error("readyz")
             return False
@@ -120,58 +127,16 @@ def lm_check(lm: LMClient) -> Check:
     return check
 
 
-@contextlib.asynccontextmanager
-async def worker_ops(settings: Any, redis_url: str, serving: asyncio.Event,
-                     stopping: asyncio.Event) -> AsyncIterator[OpsServer | None]:
-    """The ops server of `shopkeep lm-worker` while the block runs, when `metrics_port` is set:
-    ready when Redis answers and the worker serves (`serving` set, `stopping` not)."""
-    if settings.metrics_port is None:
-        yield None
-        return
-    import redis.asyncio as aioredis
+class OpsRunner:
+    """The ops server on `metrics_port` with these readiness checks (none without a port),
+    and the event-loop lag probe, started and stopped together."""
 
-    client = aioredis.from_url(redis_url)
-
-    async def redis_answers() -> bool:
-        try:
-            return bool(await client.ping())
-        except CONNECTION_ERRORS:
-            record_redis_error("readyz")
-            return False
-
-    async def worker_serves() -> bool:
-        return serving.is_set() and not stopping.is_set()
-
-    server = OpsServer({"redis": redis_answers, "lm": worker_serves},
-                       host=settings.metrics_host, port=settings.metrics_port)
-    await server.start()
-    watch = asyncio.create_task(watch_event_loop(), name="event-loop-lag")
-    try:
-        yield server
-    finally:
-        server.draining = True
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
-        await server.stop()
-        await client.aclose()
-
-
-class OpsFeature:
-    """Runs the ops server for the App when `metrics_port` is set; nothing otherwise."""
-
-    def __init__(self, core: Core) -> None:
-        settings = core.settings
+    def __init__(self, settings: Any, checks: dict[str, Check]) -> None:
         self.server: OpsServer | None = None
         self._watch: asyncio.Task[None] | None = None
         if settings.metrics_port is not None:
-            self.server = OpsServer(
-                {"redis": redis_check(core.store), "lm": lm_check(core.lm)},
-                host=settings.metrics_host, port=settings.metrics_port,
-            )
-
-    def commands(self) -> list[CommandSpec]:
-        return []
+            self.server = OpsServer(checks, host=settings.metrics_host,
+                                    port=settings.metrics_port)
 
     async def start(self) -> None:
         self._watch = asyncio.create_task(watch_event_loop(), name="event-loop-lag")
@@ -191,3 +156,39 @@ class OpsFeature:
         """From now on /readyz answers 503: the process is going away."""
         if self.server is not None:
             self.server.draining = True
+
+
+@contextlib.asynccontextmanager
+async def worker_ops(settings: Any, redis_url: str, serving: asyncio.Event,
+                     stopping: asyncio.Event) -> AsyncIterator[OpsServer | None]:
+    """The ops server of `shopkeep lm-worker` while the block runs, when `metrics_port` is set:
+    ready when Redis answers and the worker serves (`serving` set, `stopping` not)."""
+    if settings.metrics_port is None:
+        yield None
+        return
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url)
+
+    async def worker_serves() -> bool:
+        return serving.is_set() and not stopping.is_set()
+
+    ops = OpsRunner(settings, {"redis": ping_check(lambda: client), "lm": worker_serves})
+    await ops.start()
+    try:
+        yield ops.server
+    finally:
+        ops.drain()
+        await ops.stop()
+        await client.aclose()
+
+
+class OpsFeature(OpsRunner):
+    """Runs the ops server for the App when `metrics_port` is set; nothing otherwise."""
+
+    def __init__(self, core: Core) -> None:
+        super().__init__(core.settings, {"redis": redis_check(core.store),
+                                         "lm": lm_check(core.lm)})
+
+    def commands(self) -> list[CommandSpec]:
+        return []
