@@ -110,23 +110,8 @@ torch::Tensor decode_attention(torch::Tensor q, torch::Tensor k, torch::Tensor v
   auto* op = reinterpret_cast<c10::BFloat16*>(out.data_ptr());
   const int64_t* lp = lengths.data_ptr<int64_t>();
   const float fscale = static_cast<float>(scale);
-#ifdef SHOPKEEP_LINEAR
-  if (const auto attend = shopkeep::attend_for(group, dim)) {
-    at::parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
-      std::vector<float> scores;
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t b = task / heads, h = task % heads;
-        const int64_t cache = (b * heads + h) * cap * dim, mine = (b * heads + h) * group * dim;
-        attend(reinterpret_cast<const uint16_t*>(qp + mine),
-               reinterpret_cast<const uint16_t*>(kp + cache),
-               reinterpret_cast<const uint16_t*>(vp + cache), lp[b], fscale,
-               reinterpret_cast<uint16_t*>(op + mine), scores);
-      }
-    });
-    return out;
-  }
-#endif
-  // Portable: one key at a time.
+  // Portable, one key at a time: for builds without AVX-512 BF16 and the shapes `decode_step`
+  // does not take (where it applies, the runner calls it instead).
   at::parallel_for(0, n * heads, 1, [&](int64_t begin, int64_t end) {
     std::vector<float> qf(group * dim), acc(group * dim), row(dim);
     std::vector<float> scores;

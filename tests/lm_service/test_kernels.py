@@ -147,7 +147,8 @@ def _fed(runner: Any, prompts: list[list[int]], answers: list[list[int]]) -> tor
 
 @pytest.mark.parametrize(("group", "dim"), [(3, 64), (4, 128), (5, 96)])
 def test_decode_attention_equals_torch(built: Any, group: int, dim: int) -> None:
-    """Each row against its own first `length` cached keys (96: the portable loop)."""
+    """The portable loop (processors without AVX-512 BF16, shapes `decode_step` does not
+    take): each row against its own first `length` cached keys."""
     torch.manual_seed(group)
     rows, heads, cap = 4, 2, 40
     q = _bf16(rows, heads, group, dim)
@@ -158,6 +159,34 @@ def test_decode_attention_equals_torch(built: Any, group: int, dim: int) -> None
         want = F.scaled_dot_product_attention(  # query heads [heads, group, dim] at once
             q[row].float(), keys[row, :, :length].float(), values[row, :, :length].float())
         torch.testing.assert_close(got[row].float(), want, rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize(("group", "dim"), [(3, 64), (4, 128)])
+def test_decode_step_equals_torch(built: Any, group: int, dim: int) -> None:
+    """RoPE on the new query and key, the key and value written at each row's position (and
+    nothing else), then attention over the row's cache up to and including it."""
+    torch.manual_seed(group)
+    rows, kv, cap = 4, 2, 40
+    heads = kv * group
+    qkv, cos, sin = _bf16(rows, (heads + 2 * kv) * dim), _bf16(rows, dim), _bf16(rows, dim)
+    keys, values = _bf16(rows, kv, cap, dim), _bf16(rows, kv, cap, dim)
+    cache_k, cache_v = keys.clone(), values.clone()
+    positions = torch.tensor([0, 15, 16, 39])
+    got = built.decode_step(qkv, cos, sin, cache_k, cache_v, positions, group, dim ** -0.5)
+    turned = qkv[:, : (heads + kv) * dim].float().view(rows, heads + kv, dim)
+    roped = turned * cos.float()[:, None] + turned.roll(dim // 2, -1) * sin.float()[:, None]
+    fresh_v = qkv[:, (heads + kv) * dim :].view(rows, kv, dim)
+    for row, pos in enumerate(positions.tolist()):
+        torch.testing.assert_close(cache_k[row, :, pos].float(), roped[row, heads:],
+                                   rtol=1e-2, atol=1e-2)
+        assert torch.equal(cache_v[row, :, pos], fresh_v[row])
+        assert torch.equal(cache_k[row, :, :pos], keys[row, :, :pos])
+        assert torch.equal(cache_k[row, :, pos + 1 :], keys[row, :, pos + 1 :])
+        query = roped[row, :heads].view(kv, group, dim).to(torch.bfloat16).float()
+        want = F.scaled_dot_product_attention(query, cache_k[row, :, : pos + 1].float(),
+                                              cache_v[row, :, : pos + 1].float())
+        torch.testing.assert_close(got[row].view(kv, group, dim).float(), want,
+                                   rtol=2e-2, atol=2e-2)
 
 
 def test_kernels_let_other_threads_run(built: Any) -> None:
