@@ -38,7 +38,7 @@ _tried = False
 def compiled_kernels(build_dir: Path) -> Any:
     """The compiled module (`linear`, `decode_step`, `decode_attention`, `rms_norm`, ...), or
     None (no compiler, the build failed, or `SHOPKEEP_LM_KERNELS=0`). Compiled into
-    `build_dir` once per version of the sources; later starts load it."""
+    `build_dir` once per version of the sources, processor and torch; later starts load it."""
     global _loaded, _tried
     if _tried:
         return _loaded
@@ -53,8 +53,8 @@ def compiled_kernels(build_dir: Path) -> Any:
         if lock.exists() and time.time() - lock.stat().st_mtime > _STALE_LOCK_S:
             lock.unlink(missing_ok=True)
         sources = sorted(_CSRC.glob("*.[ch]*"))
-        # -march=native: a build is for this processor only (a copied var/ must not reuse it).
-        # and against this torch (its headers and libraries).
+        # A build is for this processor (-march=native: a copied var/ must not reuse it) and
+        # this torch (its headers and libraries).
         digest = hashlib.sha256((" ".join(_FLAGS) + _cpu_flags() + torch.__version__).encode())
         for path in sources:
             digest.update(path.read_bytes())

@@ -116,11 +116,11 @@ class FastLlama:
         qk = (self.heads + self.kv_heads) * self.head_dim
         self._split = (qk, self.kv_heads * self.head_dim)
         self.cache = SlotCache(len(self.layers), self.kv_heads, self.head_dim, dtype, device)
-        group = self.heads // self.kv_heads
+        self.group = self.heads // self.kv_heads  # query heads per key/value head
         # Decode steps entirely on the kernels when they take this attention's shape.
         self.step_kernels: Any = (
             linear_kernels if linear_kernels is not None
-            and linear_kernels.has_decode_step(group, self.head_dim) else None)
+            and linear_kernels.has_decode_step(self.group, self.head_dim) else None)
 
     def _norm(self, x: Tensor) -> Tensor:
         """RMSNorm without a gain (folded into the next weights): the C++ kernel if built."""
@@ -236,7 +236,7 @@ class FastLlama:
         cos = self.cos[pos].unsqueeze(1)
         sin = self.sin[pos].unsqueeze(1)
         hd, nh, nkv = self.head_dim, self.heads, self.kv_heads
-        group = nh // nkv
+        group = self.group
         fused = self.kernels.decode_attention if self.kernels is not None else None
         if fused is not None:
             lengths = pos + 1
@@ -276,12 +276,11 @@ class FastLlama:
         rounding: RoPE is rounded once here, twice there)."""
         k = self.step_kernels
         cos, sin = self.cos[pos], self.sin[pos]
-        group = self.heads // self.kv_heads
         x = self.embed[tok]
         for i, layer in enumerate(self.layers):
             qkv = layer.qkv(k.rms_norm(x, self.eps))
-            attn = k.decode_step(qkv, cos, sin, self.cache.k[i], self.cache.v[i], pos, group,
-                                 self.scale)
+            attn = k.decode_step(qkv, cos, sin, self.cache.k[i], self.cache.v[i], pos,
+                                 self.group, self.scale)
             x = layer.o.plus(attn, x)
             x = layer.down.plus(layer.swiglu(k.rms_norm(x, self.eps)), x)
         return self.lm_head(k.rms_norm(x, self.eps))  # type: ignore[no-any-return]
