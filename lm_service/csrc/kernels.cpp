@@ -82,7 +82,9 @@ torch::Tensor decode_step(torch::Tensor qkv, torch::Tensor cos, torch::Tensor si
   TORCH_CHECK(qkv.size(1) == (kv * group + 2 * kv) * dim && k.size(0) >= n &&
               positions.scalar_type() == torch::kLong && cos.size(0) == n);
   const int64_t* pos = positions.data_ptr<int64_t>();
-  for (int64_t b = 0; b < n; ++b) TORCH_CHECK(pos[b] >= 0 && pos[b] < cap, "position past the cache");
+  for (int64_t b = 0; b < n; ++b) {
+    TORCH_CHECK(pos[b] >= 0 && pos[b] < cap, "position past the cache");
+  }
   auto out = torch::empty({n, kv * group * dim}, qkv.options());
   auto bf = [](const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr()); };
   shopkeep::StepArgs args{bf(qkv), bf(cos), bf(sin), bf(k), bf(v), pos, bf(out),
