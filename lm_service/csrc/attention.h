@@ -36,6 +36,11 @@ inline __m512 sum_lanes16(__m512 v[16]) {
                        _mm512_shuffle_f32x4(c[0], c[1], 0xDD));
 }
 
+// The lanes of a 16-wide block that hold one of the `left` remaining scores.
+inline __mmask16 lanes_left(int64_t left) {
+  return left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+}
+
 // One (request, key/value head): q [G][D], k and v [len][D] (rows of the cache), out [G][D].
 template <int G, int D>
 void attend(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t len, float scale,
@@ -72,14 +77,13 @@ void attend(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t len
     float* s = scores.data() + g * padded;
     __m512 top = _mm512_set1_ps(-INFINITY);
     for (int64_t t0 = 0; t0 < len; t0 += 16) {
-      const __mmask16 live = len - t0 >= 16 ? 0xFFFF : (1u << (len - t0)) - 1;
-      top = _mm512_mask_max_ps(top, live, top, _mm512_loadu_ps(s + t0));
+      top = _mm512_mask_max_ps(top, lanes_left(len - t0), top, _mm512_loadu_ps(s + t0));
     }
     const __m512 peak = _mm512_set1_ps(_mm512_reduce_max_ps(top));
     __m512 total = _mm512_setzero_ps();
     for (int64_t t0 = 0; t0 < len; t0 += 16) {
-      const __mmask16 live = len - t0 >= 16 ? 0xFFFF : (1u << (len - t0)) - 1;
-      const __m512 e = _mm512_maskz_mov_ps(live, exp_ps(_mm512_sub_ps(_mm512_loadu_ps(s + t0), peak)));
+      const __m512 shifted = _mm512_sub_ps(_mm512_loadu_ps(s + t0), peak);
+      const __m512 e = _mm512_maskz_mov_ps(lanes_left(len - t0), exp_ps(shifted));
       _mm512_storeu_ps(s + t0, e);
       total = _mm512_add_ps(total, e);
     }
