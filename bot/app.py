@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from bot.campaigns import CampaignFeature
 from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import CommandRegistry, CommandSpec
+from bot.commerce.feature import CommerceFeature, OrdersFirst
 from bot.core import Core, Feature
 from bot.demo import load_demo_if_empty
 from bot.events import Inbound, MembershipChange, Outbound
@@ -59,6 +60,7 @@ def build_features(core: Core) -> list[Feature]:
     features.append(growth)
     replies.answer_listeners.append(growth.record_answer)  # /stats: answered vs not, sources
     campaigns.runner.delivery_listeners.append(growth.record_delivery)  # /stats: deliveries
+    features.append(CommerceFeature(core))  # store connector: order status, catalog sync
     profiles.register_features(features)  # /forgetme reaches each feature's forget_member
     return features
 
@@ -83,9 +85,13 @@ class App:
         self.features = build_features(self.core)
         for feature in self.features:
             self.registry.register_all(feature.commands())
-        conversation = next(
+        conversation: object | None = next(
             (f for f in self.features if hasattr(f, "answer")), None
         )
+        commerce = next((f for f in self.features if isinstance(f, CommerceFeature)), None)
+        handler = _as_conversation(conversation)
+        if commerce is not None and handler is not None:  # order questions first
+            conversation = OrdersFirst(commerce, handler)
         observers = [f for f in self.features if hasattr(f, "observe")]
         self.router = Router(
             self.registry, self.tenancy,

@@ -19,7 +19,8 @@ from pydantic_settings import (
 from bot.errors import ConfigError
 
 CONFIG_FILE_ENV = "SHOPKEEP_CONFIG"
-SECRET_FIELDS = ("discord_token", "telegram_token", "lm_openai_api_key")
+SECRET_FIELDS = ("discord_token", "telegram_token", "lm_openai_api_key", "store_key",
+                 "store_secret", "store_token")
 
 
 class Settings(BaseSettings):
@@ -209,6 +210,34 @@ class Settings(BaseSettings):
         description="Discord roles (ids or names, comma-separated) whose members are "
         "moderators, besides Manage Server / Manage Messages.",
     )
+
+    # Store connector (issue 20): live catalog and order status
+    store_kind: Literal["none", "woocommerce", "shopify"] = Field(
+        "none", description="The shop system to connect to; none keeps the CSV catalog.")
+    store_url: str | None = Field(None, description="The shop's https address (WooCommerce: "
+                                  "the site; Shopify: https://<shop>.myshopify.com).")
+    store_key: SecretStr | None = Field(None, description="WooCommerce consumer key, Read "
+                                        "access (environment only).")
+    store_secret: SecretStr | None = Field(None, description="WooCommerce consumer secret "
+                                           "(environment only).")
+    store_token: SecretStr | None = Field(None, description="Shopify Admin API access token "
+                                          "with read_orders, read_products (environment only).")
+    store_api_version: str = Field("2025-07", pattern=r"^\d{4}-\d{2}$", description="Shopify "
+                                   "Admin API version.")
+    store_ca_file: Path | None = Field(None, description="Extra CA certificates to trust for "
+                                       "the store (a staging shop with a private CA).")
+    store_timeout_s: float = Field(10.0, gt=0, le=120, description="Longest wait for one "
+                                   "store request; failed ones are retried with backoff.")
+    store_sync_interval_s: int = Field(3600, ge=0, description="Seconds between catalog syncs "
+                                       "from the store (0: only /catalog sync and `shopkeep "
+                                       "sync`).")
+    order_lookups_per_hour: int = Field(10, ge=1, description="Order lookups one member may "
+                                        "make per hour.")
+    order_failures_per_hour: int = Field(5, ge=1, description="Unverified lookups of one order "
+                                         "number per hour before it is locked for the hour.")
+    order_conversation_ttl_s: int = Field(900, ge=60, le=86_400, description="How long an "
+                                          "order conversation (and a verified email's hash) "
+                                          "is kept.")
 
     @field_validator("discord_moderator_roles", mode="before")
     @classmethod

@@ -240,6 +240,24 @@ class Keys:
     def post_draft(self, draft_id: str) -> str:
         return f"{self.root}:post_draft:{draft_id}"
 
+    # Store connector (issue 20): order conversations (short TTL, no order data, the email
+    # only as a keyed hash), lookup attempt windows, and the catalog sync's lock and status
+    def order_conversation(self, member_key: str) -> str:
+        return f"{self.root}:order:conv:{member_key}"
+
+    def order_verified(self, member_key: str) -> str:
+        return f"{self.root}:order:verified:{member_key}"
+
+    def order_attempts(self, scope: str, window: int) -> str:
+        return f"{self.root}:order:attempts:{scope}:{window}"
+
+    def catalog_sync(self) -> str:
+        """Hash: the last catalog sync's time, counts or error."""
+        return f"{self.root}:catalog_sync"
+
+    def catalog_sync_lock(self) -> str:
+        return f"{self.root}:catalog_sync:lock"
+
 
 # Campaigns (bot/campaigns): the one APScheduler job store every process shares.
 def scheduler_jobs() -> str:
