@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from bot.commerce import cli as commerce_cli
 from bot.errors import ConfigError, ShopkeepError
 from bot.events import Inbound, MemberRef, Outbound, Platform, Privilege
 from bot.growth import cli as growth_cli
@@ -33,6 +34,7 @@ Start here:
   shopkeep run                      chat with the bot in this terminal (demo shop, no tokens)
   shopkeep ask "do you ship to Canada?" --json
   shopkeep import faq my-faq.yaml   load your own FAQ (YAML, JSON or CSV)
+  shopkeep sync                     read the catalog from your WooCommerce or Shopify store
 
 Settings come from SHOPKEEP_* environment variables or shopkeep.toml; see the README.
 """
@@ -94,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     knowledge_cli.add_parser(sub)  # shopkeep import faq|catalog FILE
     profiles_cli.add_parser(sub)  # shopkeep import history FILE (joins `import`)
     growth_cli.add_parser(sub)  # shopkeep stats
+    commerce_cli.add_parser(sub)  # shopkeep sync
 
     return parser
 
@@ -109,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"shopkeep: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings, quiet=args.command in ("ask", "import", "stats"))
+    _configure_logging(settings, quiet=args.command in ("ask", "import", "stats", "sync"))
     handler = COMMANDS[args.command]
     try:
         return asyncio.run(handler(settings, args))
@@ -250,6 +253,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "lm-worker": cmd_lm_worker,
     "import": knowledge_cli.cmd_import,
     "stats": growth_cli.cmd_stats,
+    "sync": commerce_cli.cmd_sync,
 }
 COMMANDS["import"] = profiles_cli.with_history(COMMANDS.get("import"))  # + import history
 
