@@ -53,7 +53,6 @@ class HttpClient:
         self.ssl_context = ssl_context
         self.pool_size = pool_size
         self._session: aiohttp.ClientSession | None = None
-        self.requests = 0  # sent, retries included (tests and metrics read it)
 
     async def start(self) -> None:
         if self._session is None:
@@ -89,7 +88,6 @@ class HttpClient:
         for attempt in range(1, rules.attempts + 1):
             wait: float | None
             try:
-                self.requests += 1
                 async with self._session.request(
                         method, url, params=params, json=json_body,
                         timeout=aiohttp.ClientTimeout(total=rules.timeout_s)) as resp:

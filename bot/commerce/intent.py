@@ -1,5 +1,4 @@
-"""Is a message asking where an order is? Patterns, measured in bench/order_intent.py on
-CLINC150's `order_status` against every other intent and Banking77, plus order numbers."""
+"""Order-status questions and order numbers in a message (measured: bench/order_intent.py)."""
 
 from __future__ import annotations
 
