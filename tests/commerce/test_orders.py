@@ -4,6 +4,7 @@ plainly, and nothing about the email left in Redis."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -57,7 +58,9 @@ async def say(desk: OrderDesk, text: str, user: str = "ann") -> str | None:
 
 
 async def test_number_then_email_gets_status_items_and_tracking(
-        desk: OrderDesk, store: Store, woo_api: WooCommerceStandIn) -> None:
+        desk: OrderDesk, store: Store, woo_api: WooCommerceStandIn,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     assert await say(desk, "wheres my package??") == ASK_NUMBER
     assert await say(desk, "it's 1042") == ASK_EMAIL.format(number="1042")
     assert woo_api.log == []  # nothing looked up before both are known
@@ -74,6 +77,8 @@ async def test_number_then_email_gets_status_items_and_tracking(
         dumped = str(await store.redis.dump(key))
         assert "ann.lee" not in dumped.lower() and "1Z999" not in dumped, key
     assert await store.redis.ttl(store.keys("default").order_verified("telegram:ann")) <= 300
+    assert "verified" in caplog.text  # the outcome is logged; the address never is
+    assert "ann.lee" not in caplog.text.lower() and "1Z999" not in caplog.text
 
 
 async def test_a_wrong_email_reads_exactly_like_an_unknown_order(desk: OrderDesk) -> None:
