@@ -18,6 +18,7 @@ import base64
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -40,95 +41,7 @@ from tests.standins.tls import StandInTLS
 VERSIONS = ("2025-01", "2025-04", "2025-07", "2025-10")
 MAX_PAGE = 250
 
-SDL = """
-scalar URL
-scalar Money
-scalar Decimal
-scalar DateTime
-scalar UnsignedInt64
-scalar HTML
-
-enum CurrencyCode { USD EUR CAD GBP }
-enum ProductStatus { ACTIVE ARCHIVED DRAFT }
-enum FulfillmentStatus { CANCELLED ERROR FAILURE OPEN PENDING SUCCESS }
-enum OrderDisplayFulfillmentStatus {
-  FULFILLED IN_PROGRESS ON_HOLD OPEN PARTIALLY_FULFILLED PENDING_FULFILLMENT RESTOCKED
-  SCHEDULED UNFULFILLED REQUEST_DECLINED
-}
-
-type PageInfo {
-  hasNextPage: Boolean!
-  hasPreviousPage: Boolean!
-  startCursor: String
-  endCursor: String
-}
-type MoneyV2 { amount: Decimal! currencyCode: CurrencyCode! }
-type ProductPriceRangeV2 { minVariantPrice: MoneyV2! maxVariantPrice: MoneyV2! }
-type Image { url: URL! altText: String }
-type MediaPreviewImage { image: Image }
-interface Media { id: ID! preview: MediaPreviewImage }
-type MediaImage implements Media { id: ID! preview: MediaPreviewImage }
-
-type ProductVariant { id: ID! title: String! sku: String price: Money! inventoryQuantity: Int }
-type ProductVariantEdge { cursor: String! node: ProductVariant! }
-type ProductVariantConnection {
-  edges: [ProductVariantEdge!]! nodes: [ProductVariant!]! pageInfo: PageInfo!
-}
-type Product {
-  id: ID!
-  legacyResourceId: UnsignedInt64!
-  handle: String!
-  title: String!
-  description(truncateAt: Int): String!
-  descriptionHtml: HTML!
-  productType: String!
-  vendor: String!
-  tags: [String!]!
-  status: ProductStatus!
-  onlineStoreUrl: URL
-  totalInventory: Int!
-  tracksInventory: Boolean!
-  featuredMedia: Media
-  priceRangeV2: ProductPriceRangeV2!
-  variants(first: Int, after: String, last: Int, before: String): ProductVariantConnection!
-}
-type ProductEdge { cursor: String! node: Product! }
-type ProductConnection { edges: [ProductEdge!]! nodes: [Product!]! pageInfo: PageInfo! }
-
-type LineItem { id: ID! name: String! title: String! quantity: Int! sku: String }
-type LineItemEdge { cursor: String! node: LineItem! }
-type LineItemConnection { edges: [LineItemEdge!]! nodes: [LineItem!]! pageInfo: PageInfo! }
-type FulfillmentTrackingInfo { company: String number: String url: URL }
-type Fulfillment {
-  id: ID!
-  status: FulfillmentStatus!
-  createdAt: DateTime!
-  trackingInfo(first: Int): [FulfillmentTrackingInfo!]!
-}
-type Order {
-  id: ID!
-  name: String!
-  email: String
-  createdAt: DateTime!
-  cancelledAt: DateTime
-  displayFulfillmentStatus: OrderDisplayFulfillmentStatus!
-  statusPageUrl: URL!
-  lineItems(first: Int, after: String, last: Int, before: String): LineItemConnection!
-  fulfillments(first: Int): [Fulfillment!]!
-}
-type OrderEdge { cursor: String! node: Order! }
-type OrderConnection { edges: [OrderEdge!]! nodes: [Order!]! pageInfo: PageInfo! }
-
-type QueryRoot {
-  orders(first: Int, after: String, last: Int, before: String, query: String,
-         reverse: Boolean): OrderConnection!
-  products(first: Int, after: String, last: Int, before: String, query: String,
-           reverse: Boolean): ProductConnection!
-  order(id: ID!): Order
-  product(id: ID!): Product
-}
-schema { query: QueryRoot }
-"""
+SDL = (Path(__file__).parent / "shopify_admin.graphql").read_text(encoding="utf-8")
 
 SCHEMA: GraphQLSchema = build_schema(SDL)
 INVALID_TOKEN = ("[API] Invalid API key or access token (unrecognized login or wrong "
