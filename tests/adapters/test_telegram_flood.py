@@ -64,6 +64,25 @@ async def test_two_processes_share_one_group_limit_through_redis(
     assert elapsed >= 2.0  # 12 messages at 5 per second need two full windows
 
 
+async def test_a_send_slow_on_the_way_still_counts_from_when_telegram_saw_it(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory
+) -> None:
+    # The first message takes 0.5 s to reach Telegram (what a loaded event loop or network
+    # does to the shared test above): Telegram's window for it opens 0.5 s after our slot.
+    # Dating slots at the answer keeps the sixth message out of that window; dating them
+    # when the slot was taken sent it 0.45 s too early and got a 429.
+    tg_api.chat_limit = (5, 1.0)
+    adapter = await tg_adapter(limits=FloodLimits(overall_rate=1000, group_rate=5,
+                                                  group_period_s=1.0))
+    tg_api.group(GROUP)
+    tg_api.slow_next(0.5)
+    for n in range(6):
+        await adapter.send(Outbound(text=f"m{n}",
+                                    destination=Destination(Platform.TELEGRAM, str(GROUP))))
+    assert [s.text for s in tg_api.sent_to(GROUP)] == [f"m{n}" for n in range(6)]
+    assert tg_api.rejected[429] == 0
+
+
 async def test_retry_after_pauses_every_process(redis_client: aioredis.Redis) -> None:
     limiter = RedisFloodLimiter(redis_client, "77", FloodLimits(group_period_s=1.0))
     other = RedisFloodLimiter(redis_client, "77", FloodLimits(group_period_s=1.0))

@@ -128,6 +128,7 @@ class TelegramStandIn(MemberEvents):
         self._chats: dict[int, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
         self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self._latency: deque[float] = deque()
         self._sends: dict[int | str, deque[float]] = defaultdict(deque)
         self._all_sends: deque[float] = deque()
         self._update_ids = itertools.count(1)
@@ -251,6 +252,11 @@ class TelegramStandIn(MemberEvents):
         for _ in range(times):
             self._faults[method].append(Fault(code, description, retry_after, migrate_to))
 
+    def slow_next(self, seconds: float, times: int = 1) -> None:
+        """The next `times` sending calls take `seconds` on the way in: Telegram counts them
+        (flood windows) and answers only then, as over a slow network."""
+        self._latency.extend([seconds] * times)
+
     # Control: reading what the bot did
 
     def sent_to(self, chat_id: int | str) -> list[Sent]:
@@ -282,6 +288,8 @@ class TelegramStandIn(MemberEvents):
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             params = await _params(request)
+            if method in _SEND_METHODS and self._latency:
+                await asyncio.sleep(self._latency.popleft())
             self.calls[method] += 1
             if self._faults[method]:
                 fault = self._faults[method].popleft()
