@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from telegram.error import RetryAfter
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
+from adapters.telegram.journal import IN_FLIGHT, QUEUED, WIRE, refused
 from bot.ops.metrics import record_rate_limit_wait
 from bot.storage.keys import telegram as tg_key
 from bot.storage.store import CONNECTION_ERRORS
@@ -138,6 +139,11 @@ class RedisFloodLimiter(BaseRateLimiter[int]):
         chat_id = data.get("chat_id")
         limited = (chat_id is not None and endpoint.startswith(_LIMITED_PREFIXES)
                    and endpoint not in _UNLIMITED)
+        # An idempotent send: nothing is on the wire while it waits for a slot, so a process
+        # killed during the wait leaves it provably unposted.
+        flight = IN_FLIGHT.get() if limited else None
+        if flight is not None:
+            await flight.mark(QUEUED)
 
         async def shared_callback(*c_args: Any, **c_kwargs: Any) -> JSON:
             slot: _Slot | None = None
@@ -148,12 +154,18 @@ class RedisFloodLimiter(BaseRateLimiter[int]):
                     # Redis is down: this process's own limiter still applies; a message
                     # is worth more than strict sharing.
                     log.warning("flood windows unreachable; limiting this process only")
+            if flight is not None:
+                await flight.mark(WIRE)  # before the request leaves, or it is not sent
             try:
                 return await callback(*c_args, **c_kwargs)
-            except RetryAfter as exc:
-                self.retry_afters += 1
-                with contextlib.suppress(*CONNECTION_ERRORS):
-                    await self._pause_everyone(exc)
+            except TelegramError as exc:
+                if flight is not None and refused(exc):
+                    with contextlib.suppress(*CONNECTION_ERRORS):
+                        await flight.mark(QUEUED)
+                if isinstance(exc, RetryAfter):
+                    self.retry_afters += 1
+                    with contextlib.suppress(*CONNECTION_ERRORS):
+                        await self._pause_everyone(exc)
                 raise
             finally:
                 if slot is not None:

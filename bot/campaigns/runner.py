@@ -32,19 +32,20 @@ LARGE_FANOUT = 50  # deliveries from which moderators get a summary when a run f
 
 @dataclass(frozen=True)
 class RunPolicy:
-    lock_ttl_s: float = 300.0
+    lock_ttl_s: float = 20.0  # the run lock's lease, renewed every third of it while working
     dm_cap: int = 2
     dm_cap_window_s: int = 7 * 86400
 
 
 @dataclass(frozen=True)
 class RunResult:
-    status: str  # done | skipped | failed | locked | already | gone
+    status: str  # done | skipped | failed | locked | lost | already | gone
     sent: int = 0
     failed: int = 0
     skipped: int = 0
     resumed: int = 0  # deliveries an earlier attempt of this run had already made
     note: str = ""
+    retry_in_s: float = 0.0  # locked: when the holder's lease runs out unless it renews it
 
 
 def run_id_for(when: datetime) -> str:
@@ -91,13 +92,14 @@ class CampaignRunner:
                        self.policy.lock_ttl_s)
         if not await lock.acquire():
             holder = await lock.holder()
-            return RunResult("locked", note=f"another process holds the run ({holder})")
+            return RunResult("locked", note=f"another process holds the run ({holder})",
+                             retry_in_s=await lock.remaining_s())
         try:
             async with lock.kept_alive():
                 # Checked again under the lock: a process may have finished it a moment ago.
                 if (await self.repo.run_info(merchant, name, run_id)).get("status") in FINAL:
                     return RunResult("already")
-                return await self._deliver(campaign, run_id, lock.owner)
+                return await self._deliver(campaign, run_id, lock)
         finally:
             await lock.release()
 
@@ -107,10 +109,10 @@ class CampaignRunner:
         log.info("campaign %s run %s skipped: %s", campaign.id, run_id, why)
         return RunResult("skipped", note=why)
 
-    async def _deliver(self, campaign: Campaign, run_id: str, owner: str) -> RunResult:
+    async def _deliver(self, campaign: Campaign, run_id: str, lock: RunLock) -> RunResult:
         merchant, name = campaign.merchant, campaign.name
         await self.repo.record_run(merchant, name, run_id, _ts(run_id), status="running",
-                                   owner=owner, started_at=time.time())
+                                   owner=lock.owner, started_at=time.time())
         text = await self._text(campaign, run_id)
         if text is None:
             return RunResult("failed", note="the model could not write an acceptable post")
