@@ -14,6 +14,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from adapters.discord.delivery import SendJournal, posted_since, refused
 from adapters.discord.endpoints import DEFAULT_API_URL, DEFAULT_GATEWAY_URL, configure_endpoints
 from adapters.discord.members import MemberEvents
 from adapters.discord.ratelimits import meter_rate_limits
@@ -298,8 +299,11 @@ class DiscordAdapter(Adapter):
             try:
                 dm = await message.author.create_dm()
                 return await self._send_parts(dm, render(outbound, index), None)
-            except discord.Forbidden:
-                log.info("member %s takes no DMs; answering in the channel", message.author.id)
+            except discord.Forbidden as exc:  # 50007: DMs closed, or the bot blocked
+                log.info("member %s takes no DMs (%s); telling them in the channel",
+                         message.author.id, exc.code)
+                # Never the private answer itself: a short note that pings that member only.
+                outbound = Outbound(dm_refused_note(message.author.mention))
         return await self._send_parts(message.channel, render(outbound, index), message)
 
     async def _send_parts(self, channel: discord.abc.Messageable, parts: list[Part],
@@ -335,7 +339,45 @@ class DiscordAdapter(Adapter):
             reference = discord.MessageReference(
                 message_id=int(outbound.reply_to), channel_id=int(dest.channel_id or 0),
                 fail_if_not_exists=False)
+        if outbound.idempotency_key:
+            return await self._send_once(channel, render(outbound), reference,
+                                         outbound.idempotency_key)
         return await self._send_parts(channel, render(outbound), reference)
+
+    async def _send_once(self, channel: discord.abc.Messageable, parts: list[Part],
+                         reference: discord.MessageReference | None, key: str) -> list[str]:
+        """Post `parts` once per `key`, whatever happened to earlier attempts: the nonce
+        covers a retry within Discord's few minutes, the channel history any later one."""
+        me = self.client.user
+        assert me is not None
+        journal = SendJournal(self.host.redis, str(self.client.application_id))
+        attempt = await journal.open(key)
+        if attempt.sent:
+            return list(attempt.ids)
+        found: list[str | None] = [None] * len(parts)
+        if not attempt.fresh:  # an attempt was cut short: what did it post?
+            found = await posted_since(channel, me, parts, attempt.since)
+            if any(found):
+                log.info("%s: %d of %d messages were posted by an earlier attempt", key,
+                         sum(1 for f in found if f), len(parts))
+        try:
+            for i, part in enumerate(parts):
+                if found[i] is None:
+                    [found[i]] = await self._send_parts(channel, [part],
+                                                        reference if i == 0 else None)
+        except Exception as exc:
+            if refused(exc) and not any(found):
+                await journal.forget(key)  # Discord said no: nothing of it exists
+            raise
+        ids = [f for f in found if f is not None]
+        await journal.done(key, ids)
+        return ids
+
+
+def dm_refused_note(mention: str) -> str:
+    return (f"{mention}, I can't send you a direct message, so my answer stays private: allow "
+            "direct messages from this server's members (Privacy Settings in the server "
+            "menu) and ask again — or use the slash command, whose answers only you see.")
 
 
 def _extras(part: Part) -> dict[str, Any]:

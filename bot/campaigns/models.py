@@ -199,10 +199,15 @@ class Delivery:
     """One target (a channel, or one member's DMs) of one run."""
 
     target: str
-    status: str  # sending | sent | failed | skipped
+    status: str  # sending | sent | failed | skipped | uncertain
     message_ids: list[str] = field(default_factory=list)
     at: float = 0.0
     detail: str = ""
+
+    @property
+    def proven(self) -> bool:
+        """Sent, with the platform's message id to show for it."""
+        return self.status == "sent" and bool(self.message_ids)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -18,6 +18,7 @@ from bot.campaigns.writer import ContentWriter, GenerationFailed
 from bot.events import Destination, Outbound, Platform
 from bot.ops.metrics import record_campaign_run
 from bot.outbox import Outbox
+from bot.ports import DeliveryUncertain
 from bot.storage.keys import Keys
 from bot.storage.store import Store
 
@@ -45,6 +46,7 @@ class RunResult:
     skipped: int = 0
     resumed: int = 0  # deliveries an earlier attempt of this run had already made
     note: str = ""
+    uncertain: int = 0  # targets that may or may not have the post (never counted as sent)
     retry_in_s: float = 0.0  # locked: when the holder's lease runs out unless it renews it
 
 
@@ -128,26 +130,45 @@ class CampaignRunner:
                      total, failed)
 
         progress = Progress(len(channels) + len(members), report)
-        resumed = sum(1 for d in done.values() if d.status == "sent")
-        for target in channels:
-            assert target.platform is not None
-            await progress.add(await self._send(campaign, run_id, target.key,
-                                                target.destination(), text, done))
-        for member in members:
-            await progress.add(await self._send_dm(campaign, run_id, member, text, done))
+        resumed = sum(1 for d in done.values() if d.proven)
+        sends = [(lambda t=t: self._send(campaign, run_id, t.key, t.destination(), text, done))
+                 for t in channels]
+        sends += [(lambda m=m: self._send_dm(campaign, run_id, m, text, done)) for m in members]
+        for send in sends:
+            if lock.lost:  # another process has the run now; it carries on from the records
+                return RunResult("lost", progress.sent, progress.failed, progress.skipped,
+                                 resumed, note="lost the run lock mid-run",
+                                 uncertain=progress.uncertain)
+            await progress.add(await send())
         status = "done"
         await self.repo.record_run(merchant, name, run_id, _ts(run_id), status=status,
                                    sent=progress.sent, failed=progress.failed,
-                                   skipped=progress.skipped, total=progress.total,
-                                   finished_at=time.time())
+                                   skipped=progress.skipped, uncertain=progress.uncertain,
+                                   total=progress.total, finished_at=time.time())
+        if progress.uncertain:
+            await self._tell_uncertain(campaign, run_id)
         if progress.total >= LARGE_FANOUT:
             await self.notify(campaign, f"Campaign {name} run {run_id} finished: "
                               f"{progress.sent} sent, {progress.failed} failed, "
-                              f"{progress.skipped} skipped of {progress.total}.")
+                              f"{progress.skipped} skipped of {progress.total}"
+                              f"{_uncertain(progress.uncertain)}.")
         elif progress.failed:
             await self.notify(campaign, f"Campaign {name} run {run_id}: {progress.failed} of "
                               f"{progress.total} deliveries failed; see /campaign history {name}.")
-        return RunResult(status, progress.sent, progress.failed, progress.skipped, resumed)
+        return RunResult(status, progress.sent, progress.failed, progress.skipped, resumed,
+                         uncertain=progress.uncertain)
+
+    async def _tell_uncertain(self, campaign: Campaign, run_id: str) -> None:
+        deliveries = await self.repo.deliveries(campaign.merchant, campaign.name, run_id)
+        targets = sorted(d.target for d in deliveries.values() if d.status == "uncertain")
+        shown = ", ".join(targets[:10]) + (f" and {len(targets) - 10} more"
+                                           if len(targets) > 10 else "")
+        await self.notify(campaign, (
+            f"Campaign {campaign.name} run {run_id}: I can't tell whether the post reached "
+            f"{shown}. The bot stopped while the platform had the message and that platform "
+            "does not let me check, so I did not post again (that could have doubled it). "
+            f"Please look there; /campaign resend {campaign.name} <target> posts it if it "
+            "is missing."))
 
     async def _text(self, campaign: Campaign, run_id: str) -> str | None:
         if not campaign.auto_approve:
@@ -198,15 +219,24 @@ class CampaignRunner:
     async def _send(self, campaign: Campaign, run_id: str, target_key: str,
                     destination: Destination, text: str, done: dict[str, Delivery]) -> str:
         prior = done.get(target_key)
-        if prior is not None and prior.status in ("sent", "skipped"):
-            return prior.status  # an earlier attempt of this run did it: never again
+        if prior is not None and prior.status in ("sent", "skipped", "uncertain"):
+            # An earlier attempt of this run did it, or left it for a moderator to check:
+            # never posted again from here. A "sent" without a message id proves nothing.
+            return prior.status if prior.proven or prior.status != "sent" else "uncertain"
         await self.pacer.wait(destination.platform,
                               destination.channel_id or f"user:{destination.user_id}")
+        # Tells a restart that this target was begun; the adapter's journal (keyed by the
+        # idempotency key) knows whether a request actually left.
         await self._record(campaign, run_id, Delivery(target_key, "sending"))
         outbound = Outbound(text=text, destination=destination,
-                            idempotency_key=f"campaign:{campaign.id}:{run_id}:{target_key}")
+                            idempotency_key=delivery_key(campaign.id, run_id, target_key))
         try:
             ids = await self.outbox.send(outbound)
+        except DeliveryUncertain as exc:
+            log.warning("campaign %s run %s: %s may or may not have been posted: %s",
+                        campaign.id, run_id, target_key, exc)
+            return await self._record(campaign, run_id, Delivery(
+                target_key, "uncertain", detail=str(exc)[:200]))
         except Exception as exc:  # one target failing must not stop the others
             log.warning("campaign %s run %s: sending to %s failed: %s", campaign.id, run_id,
                         target_key, exc)
@@ -214,6 +244,9 @@ class CampaignRunner:
             detail = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
             return await self._record(campaign, run_id,
                                       Delivery(target_key, "failed", detail=str(detail)[:200]))
+        if not ids:  # an adapter must prove a post with its id; without one, nobody knows
+            return await self._record(campaign, run_id, Delivery(
+                target_key, "uncertain", detail="the platform returned no message id"))
         status = await self._record(campaign, run_id,
                                     Delivery(target_key, "sent", message_ids=list(ids)))
         for listener in self.delivery_listeners:
@@ -240,6 +273,15 @@ class CampaignRunner:
             await self.outbox.send(Outbound(text=text, destination=destination, private=True))
         except Exception:
             log.exception("could not tell the moderators of %s: %s", campaign.id, text)
+
+
+def delivery_key(campaign_id: str, run_id: str, target_key: str) -> str:
+    """The idempotency key of one delivery: every attempt of the run uses the same one."""
+    return f"campaign:{campaign_id}:{run_id}:{target_key}"
+
+
+def _uncertain(count: int) -> str:
+    return f", {count} uncertain (see /campaign history)" if count else ""
 
 
 def _ts(run_id: str) -> float:
