@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from adapters.telegram import FloodLimits, TelegramAdapter
 from adapters.telegram.flood import RedisFloodLimiter
+from adapters.telegram.journal import QUEUED, SENT, SendJournal
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandSpec
 from bot.events import Destination, Outbound, Platform
 from bot.storage.store import Store
@@ -125,3 +126,22 @@ async def test_messages_still_go_out_while_redis_is_down(
         await adapter.stop(drain_s=1)
         await store.stop()
         server.stop()
+
+
+async def test_an_idempotent_send_waiting_out_a_429_is_journaled_as_not_posted(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, redis_client: aioredis.Redis
+) -> None:
+    # While the bot waits out Telegram's "retry after", nothing of the message is out: a
+    # process killed then must leave proof that posting it again cannot double it.
+    adapter = await tg_adapter(limits=LOOSE)
+    tg_api.group(GROUP)
+    tg_api.fail("sendMessage", 429, "Too Many Requests: retry after 2", retry_after=2)
+    out = Outbound(text="sale", idempotency_key="campaign:x:1",
+                   destination=Destination(Platform.TELEGRAM, str(GROUP)))
+    sending = asyncio.create_task(adapter.send(out))
+    await tg_api.wait_for(lambda: tg_api.rejected[429] == 1)
+    journal = SendJournal(redis_client, adapter.bot_id)
+    assert (await journal.open("campaign:x:1")).state == QUEUED
+    ids = await sending
+    entry = await journal.open("campaign:x:1")
+    assert (entry.state, entry.ids) == (SENT, ids) and len(ids) == 1

@@ -97,8 +97,9 @@ class Fault:
     method: str
     path_prefix: str
     remaining: int
-    kind: str  # "429" | "502-after-create"
-    retry_after: float = 0.5
+    kind: str  # "429" | "502-after-create" | "slow-after-create"
+    retry_after: float = 0.5  # 429: what Discord asks; slow-after-create: the answer's delay
+    skip: int = 0  # matching requests let through untouched first
 
 
 class DiscordStandIn:
@@ -143,6 +144,7 @@ class DiscordStandIn:
         self._nonces: dict[tuple[str, str], tuple[str, float]] = {}
         # Discord de-duplicates an enforced nonce "in the past few minutes" only.
         self.nonce_window_s = 300.0
+        self.holding = 0  # answers held back by slow_after_create
         self.history_denied: set[str] = set()  # channels whose history the bot may not read
         self.dm_refused: set[str] = set()  # members who take no DMs (or blocked the bot)
         self._faults: list[Fault] = []
@@ -209,6 +211,14 @@ class DiscordStandIn:
     def fail_after_create(self, method: str, path_prefix: str, times: int = 1) -> None:
         """Create the message but answer 502, as a proxy losing the response would."""
         self._faults.append(Fault(method, path_prefix, times, "502-after-create"))
+
+    def slow_after_create(self, method: str, path_prefix: str, seconds: float,
+                          times: int = 1, after: int = 0) -> None:
+        """After `after` matching requests, create the message, then take `seconds` to answer
+        (a slow way back): a bot killed meanwhile has posted without learning the message's
+        id. `holding` counts the answers held."""
+        self._faults.append(Fault(method, path_prefix, times, "slow-after-create", seconds,
+                                  skip=after))
 
     async def close_gateway(self, code: int = 4000) -> None:
         """Drop every gateway connection with a resumable close code."""
@@ -511,6 +521,9 @@ class DiscordStandIn:
         for fault in self._faults:
             if (fault.kind == kind and fault.remaining > 0 and fault.method == method
                     and path.startswith(fault.path_prefix)):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.remaining -= 1
                 return fault
         return None
@@ -645,6 +658,11 @@ class DiscordStandIn:
             self._nonces[(channel_id, str(nonce))] = (msg["id"], time.monotonic())
         if self._fault("POST", path, "502-after-create") is not None:
             return _json({"message": "502: Bad Gateway"}, status=502)
+        slow = self._fault("POST", path, "slow-after-create")
+        if slow is not None:
+            self.holding += 1
+            await asyncio.sleep(slow.retry_after)
+            self.holding -= 1
         return _json(msg)
 
     async def _callback(self, request: web.Request, token: str) -> web.Response:

@@ -152,8 +152,9 @@ class TelegramStandIn(MemberEvents):
         self.files: dict[str, tuple[str, bytes]] = {}
         self._chats: dict[int, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
-        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
-        self._latency: deque[float] = deque()
+        self._faults: dict[str, deque[Fault | None]] = defaultdict(deque)
+        self._latency: deque[float | None] = deque()
+        self.on_the_way = 0  # requests held by slow_next: sent by the bot, not yet handled
         self._sends: dict[int | str, deque[float]] = defaultdict(deque)
         self._all_sends: deque[float] = deque()
         self._update_ids = itertools.count(1)
@@ -280,16 +281,18 @@ class TelegramStandIn(MemberEvents):
 
     def fail(self, method: str, code: int = 500, description: str = "Internal Server Error",
              times: int = 1, retry_after: int | None = None,
-             migrate_to: int | None = None) -> None:
-        """The next `times` calls of `method` fail with this error (`migrate_to`: the group
-        became the supergroup with this id)."""
+             migrate_to: int | None = None, after: int = 0) -> None:
+        """The next `times` calls of `method` (after `after` more that succeed) fail with this
+        error (`migrate_to`: the group became the supergroup with this id)."""
+        self._faults[method].extend([None] * after)
         for _ in range(times):
             self._faults[method].append(Fault(code, description, retry_after, migrate_to))
 
-    def slow_next(self, seconds: float, times: int = 1) -> None:
-        """The next `times` sending calls take `seconds` on the way in: Telegram counts them
-        (flood windows) and answers only then, as over a slow network."""
-        self._latency.extend([seconds] * times)
+    def slow_next(self, seconds: float, times: int = 1, after: int = 0) -> None:
+        """The next `times` sending calls (after `after` more that are not slowed) take
+        `seconds` on the way in: Telegram handles them (flood windows, posting) and answers
+        only then, as over a slow network — even when the bot has gone meanwhile."""
+        self._latency.extend([None] * after + [seconds] * times)
 
     # Control: reading what the bot did
 
@@ -322,11 +325,17 @@ class TelegramStandIn(MemberEvents):
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             params = await _params(request)
-            if method in _SEND_METHODS and self._latency:
-                await asyncio.sleep(self._latency.popleft())
+            delay = self._latency.popleft() if method in _SEND_METHODS and self._latency \
+                else None
+            if delay is not None:
+                self.on_the_way += 1
+                try:
+                    await asyncio.sleep(delay)
+                finally:
+                    self.on_the_way -= 1
             self.calls[method] += 1
-            if self._faults[method]:
-                fault = self._faults[method].popleft()
+            fault = self._faults[method].popleft() if self._faults[method] else None
+            if fault is not None:
                 raise ApiError(fault.code, fault.description, fault.retry_after,
                                fault.migrate_to)
             handler = getattr(self, f"_m_{method}", None)
