@@ -15,6 +15,7 @@ from bot.campaigns.pacing import Pacer, Progress
 from bot.campaigns.repository import CampaignRepo
 from bot.campaigns.sources import dm_audience
 from bot.campaigns.writer import ContentWriter, GenerationFailed
+from bot.errors import UserInputError
 from bot.events import Destination, Outbound, Platform
 from bot.ops.metrics import record_campaign_run
 from bot.outbox import Outbox
@@ -255,6 +256,40 @@ class CampaignRunner:
             except Exception:
                 log.exception("delivery listener failed for %s", campaign.id)
         return status
+
+    async def resend(self, campaign: Campaign, run_id: str, target_key: str,
+                     by: str) -> Delivery:
+        """Post a run's uncertain delivery again, on a moderator's word that it is missing
+        (the run's own key would refuse: its journal says a request may have got through).
+
+        Raises:
+            UserInputError: the target is not uncertain in that run.
+        """
+        prior = (await self.repo.deliveries(campaign.merchant, campaign.name,
+                                            run_id)).get(target_key)
+        if prior is None or prior.status != "uncertain":
+            raise UserInputError(f"{target_key} is {prior.status if prior else 'not a target'}"
+                                 f" in run {run_id} of {campaign.name}, not uncertain.")
+        text = (await self.repo.run_info(campaign.merchant, campaign.name, run_id)).get("text")
+        if not text:
+            raise UserInputError(f"Run {run_id} of {campaign.name} has no text to post.")
+        platform, _, where = target_key.partition(":")
+        channel = next((t for t in campaign.targets if t.key == target_key), None)
+        destination = (channel.destination() if channel is not None  # else a member's DM
+                       else Destination(Platform(platform), user_id=where))
+        ids = await self.outbox.send(Outbound(
+            text=text, destination=destination,
+            idempotency_key=delivery_key(campaign.id, run_id, target_key) + ":resend"))
+        if not ids:
+            raise UserInputError(f"{platform} gave no message id; look at {target_key}.")
+        delivery = Delivery(target_key, "sent", message_ids=list(ids),
+                            detail=f"re-sent by {by} (was uncertain)")
+        await self._record(campaign, run_id, delivery)
+        info = await self.repo.run_info(campaign.merchant, campaign.name, run_id)
+        await self.repo.record_run(campaign.merchant, campaign.name, run_id, _ts(run_id),
+                                   sent=int(info.get("sent") or 0) + 1,
+                                   uncertain=max(0, int(info.get("uncertain") or 1) - 1))
+        return delivery
 
     async def _record(self, campaign: Campaign, run_id: str, delivery: Delivery) -> str:
         delivery.at = time.time()
