@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 import discord
@@ -324,6 +325,19 @@ class DiscordAdapter(Adapter):
         dest = outbound.destination
         if dest is None or dest.platform != Platform.DISCORD:
             raise ValueError("DiscordAdapter.send needs a Discord destination")
+        fallback = dest.thread_id or dest.channel_id
+        if outbound.private and dest.user_id and fallback:
+            # A private notice with a channel to fall back on (a campaign's moderator): by
+            # DM; where Discord refuses it, a note there that pings that member alone.
+            try:
+                return await self.send(replace(outbound, destination=replace(
+                    dest, channel_id=None, thread_id=None)))
+            except discord.Forbidden as exc:
+                log.info("member %s takes no DMs (%s); telling them in %s", dest.user_id,
+                         exc.code, fallback)
+                return await self._send_parts(
+                    self.client.get_partial_messageable(int(fallback)),
+                    render(Outbound(dm_refused_note(f"<@{dest.user_id}>", answer=False))), None)
         channel: discord.abc.Messageable
         target = dest.thread_id or dest.channel_id
         if target:
@@ -374,7 +388,11 @@ class DiscordAdapter(Adapter):
         return ids
 
 
-def dm_refused_note(mention: str) -> str:
+def dm_refused_note(mention: str, answer: bool = True) -> str:
+    if not answer:
+        return (f"{mention}, I have a message for you but can't send you a direct message: "
+                "allow direct messages from this server's members (Privacy Settings in the "
+                "server menu).")
     return (f"{mention}, I can't send you a direct message, so my answer stays private: allow "
             "direct messages from this server's members (Privacy Settings in the server "
             "menu) and ask again — or use the slash command, whose answers only you see.")

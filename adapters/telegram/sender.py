@@ -8,7 +8,7 @@ import html
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import redis.asyncio as aioredis
 from telegram import (
@@ -24,9 +24,11 @@ from telegram.constants import MessageLimit, ParseMode
 from telegram.error import ChatMigrated, Forbidden, NetworkError
 
 from adapters.telegram.journal import IN_FLIGHT, SENT, WIRE, Flight, SendJournal, refused
+from adapters.telegram.pending import PendingPrivate
 from adapters.telegram.translate import CallbackActions, ReplyTarget
 from bot.events import Outbound, OutboundFile
 from bot.ports import DeliveryUncertain, split_message
+from bot.storage.store import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ class Sender:
         self._chat_locks: OrderedDict[int | str, asyncio.Lock] = OrderedDict()
         self._migrated: dict[int | str, int] = {}
         self.journal = SendJournal(redis, bot_id)
+        self.pending = PendingPrivate(redis, bot_id)
 
     async def send(self, outbound: Outbound, target: ReplyTarget | None) -> list[str]:
         """Post `outbound` as a reply to `target`, or to `outbound.destination`; returns the
@@ -101,29 +104,47 @@ class Sender:
 
     async def _send(self, outbound: Outbound, target: ReplyTarget | None,
                     flight: Flight | None) -> list[str]:
-        chat_id, thread_id, reply_to = self._where(outbound, target)
+        dest = outbound.destination
+        if outbound.private and dest is not None and dest.user_id and dest.channel_id:
+            # A private notice with a group to fall back on (a campaign's moderator).
+            chat_id, thread_id, _ = self._where(outbound, None)
+            user = ReplyTarget(chat_id=int(chat_id), message_id=None, thread_id=thread_id,
+                               user_id=int(dest.user_id), is_group=True)
+            return await self._privately(outbound, user, flight, answer=False)
         if outbound.private and target is not None and target.is_group:
-            try:
-                return await self._post(target.user_id, None, None, outbound, flight)
-            except Forbidden as exc:
-                # The member never opened a chat with the bot, or blocked it: say so where
-                # they asked — never the private answer itself.
-                log.info("private answer to %s refused (%s); telling them in the group",
-                         target.user_id, exc)
-                return await self._tell_in_group(chat_id, thread_id, reply_to, target)
+            return await self._privately(outbound, target, flight, answer=True)
+        chat_id, thread_id, reply_to = self._where(outbound, target)
         return await self._post(chat_id, thread_id, reply_to, outbound, flight)
 
-    async def _tell_in_group(self, chat_id: int | str, thread_id: int | None,
-                             reply_to: int | None, target: ReplyTarget) -> list[str]:
+    async def _privately(self, outbound: Outbound, target: ReplyTarget,
+                         flight: Flight | None, answer: bool) -> list[str]:
+        """To the member's private chat; where Telegram refuses (no chat opened, or the bot
+        blocked), the message is held for when they open one, and the group is told, never
+        shown the message itself."""
+        try:
+            return await self._post(target.user_id, None, None, replace(
+                outbound, destination=None, private=False), flight)
+        except Forbidden as exc:
+            log.info("private message to %s refused (%s); telling them in the group",
+                     target.user_id, exc)
+        try:
+            held = await self.pending.hold(target.user_id, outbound)
+        except CONNECTION_ERRORS:
+            held = False
+        return await self._tell_in_group(target, refused_note(
+            self.bot.username, target, held=held, answer=answer))
+
+    async def _tell_in_group(self, target: ReplyTarget, note: str) -> list[str]:
         """A short note in the group, mentioning the member by id (a text mention: it pings
-        that one member and nobody else), with the link that opens a chat with the bot."""
-        chat_id = self._migrated.get(chat_id, chat_id)
+        that one member and nobody else)."""
+        chat_id: int | str = self._migrated.get(target.chat_id, target.chat_id)
+        reply_to, thread_id = target.message_id, target.thread_id
         reply = (ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
                  if reply_to is not None else None)
         async with self._lock(chat_id):
             message = await self.bot.send_message(
-                chat_id=chat_id, text=refused_note(self.bot.username, target),
-                parse_mode=ParseMode.HTML, message_thread_id=thread_id,
+                chat_id=chat_id, text=note, parse_mode=ParseMode.HTML,
+                message_thread_id=thread_id,
                 reply_parameters=reply, link_preview_options=LinkPreviewOptions(is_disabled=True))
         return [_id(message)]
 
@@ -220,12 +241,18 @@ class Sender:
         return lock
 
 
-def refused_note(bot_username: str, target: ReplyTarget) -> str:
-    """The group note (HTML) for a member whose private answer Telegram refused."""
-    name = html.escape(target.user_name or "there", quote=False)
-    mention = f'<a href="tg://user?id={target.user_id}">{name}</a>'
+def refused_note(bot_username: str, target: ReplyTarget, *, held: bool,
+                 answer: bool) -> str:
+    """The group note (HTML) for a member whose private message Telegram refused."""
+    mention = (f'<a href="tg://user?id={target.user_id}">'
+               f'{html.escape(target.user_name or "Hi", quote=False)}</a>')
+    what = "my answer" if answer else "a message for you"
+    link = f"https://t.me/{bot_username}?start=private"
+    if held:
+        return (f"{mention}, I have {what}, but I can't write to you privately until you open "
+                f"a chat with me: {link} — tap Start and I'll send it there.")
     return (f"{mention}, I can't write to you privately until you open a chat with me: "
-            f"https://t.me/{bot_username}?start=private — tap Start, then ask again.")
+            f"{link} — tap Start, then ask again.")
 
 
 def _id(message: Message) -> str:

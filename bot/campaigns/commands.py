@@ -12,6 +12,7 @@ from bot.campaigns.content import campaign_request
 from bot.campaigns.models import (
     Campaign,
     Target,
+    notify_channel_of,
     parse_targets,
     validate_name,
 )
@@ -108,7 +109,7 @@ class CampaignCommands:
             kind=ctx.args.get("kind") or "promotion",
             auto_approve=bool(ctx.args.get("auto_approve")), created_by=ctx.member_key,
             notify_platform=inbound.platform.value, notify_user=inbound.member.user_id,
-            created_at=time.time(),
+            notify_channel=notify_channel_of(inbound), created_at=time.time(),
         )
         times = next_runs(schedule, datetime.now(UTC))
         if not times:

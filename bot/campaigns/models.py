@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.errors import UserInputError
-from bot.events import Destination, Platform
+from bot.events import Destination, Inbound, Platform
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 DM_TARGET = "dm"
@@ -175,6 +175,12 @@ class Campaign:
             next_run=data.get("next_run", ""),
             extras=json.loads(data.get("extras") or "{}"),
         )
+
+
+def notify_channel_of(inbound: Inbound) -> str:
+    """Where a campaign's moderator is told about its runs when their DMs are closed: the
+    channel they set it up in (none when they did it in a DM)."""
+    return inbound.community.channel_id if inbound.community is not None else ""
 
 
 def format_seconds(seconds: int) -> str:

@@ -5,7 +5,7 @@ in the channel with a mention of them alone, and nothing private is posted there
 from __future__ import annotations
 
 from bot.commands.registry import CommandContext, CommandSpec
-from bot.events import Outbound, OutboundFile
+from bot.events import Destination, Outbound, OutboundFile, Platform
 from tests.adapters.conftest_discord import *  # noqa: F403  (the dc_ fixtures)
 from tests.adapters.conftest_discord import DiscordRig
 
@@ -49,3 +49,18 @@ async def test_a_refused_dm_becomes_a_note_that_mentions_only_that_member(
     mentions = note.allowed_mentions or {}
     assert "everyone" not in mentions.get("parse", []) and "roles" not in mentions.get(
         "parse", [])
+
+
+async def test_a_private_notice_goes_by_dm_or_becomes_a_note_in_its_channel(
+        dc_rig: DiscordRig) -> None:
+    standin, adapter = dc_rig.standin, dc_rig.adapter
+    report = "Campaign spring run 09:00: 11 sent, 1 uncertain."
+    notice = Outbound(text=report, private=True, destination=Destination(
+        Platform.DISCORD, channel_id=standin.general, user_id="3"))
+    await adapter.send(notice)
+    assert [s.content for s in standin.messages_in(standin.channels["dm3"]["id"])] == [report]
+    standin.dm_refused.add("3")
+    await adapter.send(notice)
+    [note] = standin.messages_in(standin.general)
+    assert note.content.startswith("<@3>, I have a message for you")
+    assert "spring" not in note.content

@@ -19,7 +19,15 @@ import redis.asyncio as aioredis
 from bot.campaigns import CampaignFeature
 from bot.commands.registry import CommandRegistry
 from bot.core import Core
-from bot.events import CommunityRef, Inbound, MemberRef, Outbound, Platform, Privilege
+from bot.events import (
+    CommunityRef,
+    Destination,
+    Inbound,
+    MemberRef,
+    Outbound,
+    Platform,
+    Privilege,
+)
 from bot.outbox import Outbox
 from bot.ports import Adapter, AdapterHost, Capabilities, DeliveryUncertain
 from bot.router import Router
@@ -75,8 +83,13 @@ class RecordingAdapter(Adapter):
         return ids
 
     def to(self, where: str) -> list[Outbound]:
+        def places(dest: Destination) -> tuple[str | None, ...]:
+            # A private notice to a member goes to their DMs; its channel is a fallback only.
+            return (dest.user_id,) if dest.user_id else (dest.channel_id,)
+
         return [o for o in self.sent if o.destination is not None
-                and where in (o.destination.channel_id, o.destination.user_id)]
+                and where in (places(o.destination) if o.private
+                              else (o.destination.channel_id, o.destination.user_id))]
 
 
 Build = Callable[..., Awaitable[CampaignFeature]]

@@ -81,3 +81,15 @@ async def test_resend_posts_an_uncertain_delivery_once(make_feature: Build) -> N
     refused = await say(feature, f"/campaign resend spring discord:c1 {RUN}")
     assert "is sent in run" in refused
     assert len(adapter.to("c2")) == 1
+
+
+async def test_the_moderator_is_told_in_the_channel_they_created_it_in_when_dms_fail(
+        make_feature: Build) -> None:
+    feature = await make_feature([RecordingAdapter(Platform.DISCORD)])
+    await say(feature, '/campaign create spring "in 2h" here "Spring tents are in"')
+    await say(feature, '/campaign create quiet "in 2h" discord:chan-1 "Spring tents are in"',
+              channel=None)
+    spring = await feature.repo.require("default", "spring")
+    quiet = await feature.repo.require("default", "quiet")
+    assert (spring.notify_user, spring.notify_channel) == ("mod", "chan-1")
+    assert (quiet.notify_user, quiet.notify_channel) == ("mod", "")  # set up in a DM
