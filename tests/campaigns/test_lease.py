@@ -25,10 +25,11 @@ POLL_S = 0.2
 LATE_S = LEASE_S + POLL_S + 8.0
 
 
-async def _campaign(feature_repo: object, when: str) -> Campaign:
+async def _campaign(feature_repo: object, when: str,
+                    targets: str = "discord:c1,discord:c2") -> Campaign:
     campaign = Campaign(
         merchant="default", name="spring", brief="spring tents",
-        targets=parse_targets("discord:c1,discord:c2"),
+        targets=parse_targets(targets),
         schedule=ScheduleSpec("once", when, "UTC"), approved_text="Spring tents are in.",
         created_at=time.time())
     await feature_repo.create(campaign)  # type: ignore[attr-defined]
@@ -112,3 +113,35 @@ async def test_a_live_holder_keeps_its_run_by_renewing(
     gate.set()
     result = await holding
     assert (result.status, result.sent) == ("done", 2) and other.sent == []
+
+
+async def test_a_holder_that_lost_its_lease_stops_posting(make_feature: Build) -> None:
+    # Paused longer than its lease (a stalled machine), the holder finds another process has
+    # the run: it posts nothing more, and that process carries on from the records.
+    gate = asyncio.Event()
+
+    class StalledAdapter(RecordingAdapter):
+        async def send(self, outbound):  # type: ignore[no-untyped-def]
+            await gate.wait()
+            return await super().send(outbound)
+
+    adapter = StalledAdapter(Platform.DISCORD)
+    feature = await make_feature([adapter], start=False, campaign_lock_ttl_s=0.3)
+    campaign = await _campaign(feature.repo, "2030-01-01T09:00:00+00:00",
+                               "discord:c1,discord:c2,discord:c3")
+    run = datetime.now(UTC).replace(microsecond=0).isoformat()
+    holding = asyncio.create_task(feature.runner.run(campaign.id, run))
+    key = feature.core.store.keys("default").campaign_lock("spring", run)
+    redis = feature.core.store.redis
+    for _ in range(100):  # until the first send is under way (stalled at the gate)
+        if (await feature.repo.deliveries("default", "spring", run)).get("discord:c1"):
+            break
+        await asyncio.sleep(0.02)
+    await redis.set(key, "the-process-that-took-over", px=10_000)
+    await asyncio.sleep(0.4)  # a heartbeat finds the lease gone
+    gate.set()
+    result = await holding
+    assert result.status == "lost" and result.sent == 1
+    assert [o.destination.channel_id for o in adapter.sent] == ["c1"]
+    assert await redis.get(key) == "the-process-that-took-over"  # not freed by the loser
+
