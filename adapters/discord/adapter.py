@@ -15,7 +15,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from adapters.discord.delivery import SendJournal, posted_since, refused
+from adapters.discord.delivery import SendJournal, dm_refused_note, send_once
 from adapters.discord.endpoints import DEFAULT_API_URL, DEFAULT_GATEWAY_URL, configure_endpoints
 from adapters.discord.members import MemberEvents
 from adapters.discord.ratelimits import meter_rate_limits
@@ -360,42 +360,15 @@ class DiscordAdapter(Adapter):
 
     async def _send_once(self, channel: discord.abc.Messageable, parts: list[Part],
                          reference: discord.MessageReference | None, key: str) -> list[str]:
-        """Post `parts` once per `key`, whatever happened to earlier attempts: the nonce
-        covers a retry within Discord's few minutes, the channel history any later one."""
         me = self.client.user
         assert me is not None
+
+        async def post(part: Part, first: bool) -> str:
+            [message_id] = await self._send_parts(channel, [part], reference if first else None)
+            return message_id
+
         journal = SendJournal(self.host.redis, str(self.client.application_id))
-        attempt = await journal.open(key)
-        if attempt.sent:
-            return list(attempt.ids)
-        found: list[str | None] = [None] * len(parts)
-        if not attempt.fresh:  # an attempt was cut short: what did it post?
-            found = await posted_since(channel, me, parts, attempt.since)
-            if any(found):
-                log.info("%s: %d of %d messages were posted by an earlier attempt", key,
-                         sum(1 for f in found if f), len(parts))
-        try:
-            for i, part in enumerate(parts):
-                if found[i] is None:
-                    [found[i]] = await self._send_parts(channel, [part],
-                                                        reference if i == 0 else None)
-        except Exception as exc:
-            if refused(exc) and not any(found):
-                await journal.forget(key)  # Discord said no: nothing of it exists
-            raise
-        ids = [f for f in found if f is not None]
-        await journal.done(key, ids)
-        return ids
-
-
-def dm_refused_note(mention: str, answer: bool = True) -> str:
-    if not answer:
-        return (f"{mention}, I have a message for you but can't send you a direct message: "
-                "allow direct messages from this server's members (Privacy Settings in the "
-                "server menu).")
-    return (f"{mention}, I can't send you a direct message, so my answer stays private: allow "
-            "direct messages from this server's members (Privacy Settings in the server "
-            "menu) and ask again — or use the slash command, whose answers only you see.")
+        return await send_once(journal, channel, me, parts, key, post)
 
 
 def _extras(part: Part) -> dict[str, Any]:

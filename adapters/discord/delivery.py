@@ -1,11 +1,13 @@
-"""Idempotent sends on Discord: a journal in Redis per idempotency key, and the channel's own
-history as proof of what an attempt cut short did post (Discord keeps no nonce to look up)."""
+"""Delivery on Discord: idempotent sends (a journal in Redis per key, and the channel's own
+history as proof of what an attempt cut short did post: Discord keeps no nonce to look up),
+and the note for a member whose DMs are closed."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -95,6 +97,49 @@ async def posted_since(channel: discord.abc.Messageable, me: discord.abc.Snowfla
             f"an earlier attempt was cut off and the channel's history cannot be read to "
             f"check it ({exc.status} {exc.text})") from exc
     return found
+
+
+async def send_once(journal: SendJournal, channel: discord.abc.Messageable,
+                    me: discord.abc.Snowflake, parts: list[Part], key: str,
+                    post: Callable[[Part, bool], Awaitable[str]]) -> list[str]:
+    """Post `parts` (each with `post(part, is_first)`) once per `key`, whatever happened to
+    earlier attempts: the nonce covers a retry within Discord's few minutes, the channel
+    history any later one. Returns the message ids.
+
+    Raises:
+        DeliveryUncertain: see `posted_since`.
+    """
+    attempt = await journal.open(key)
+    if attempt.sent:
+        return list(attempt.ids)
+    found: list[str | None] = [None] * len(parts)
+    if not attempt.fresh:  # an attempt was cut short: what did it post?
+        found = await posted_since(channel, me, parts, attempt.since)
+        if any(found):
+            log.info("%s: %d of %d messages were posted by an earlier attempt", key,
+                     sum(1 for f in found if f), len(parts))
+    try:
+        for i, part in enumerate(parts):
+            if found[i] is None:
+                found[i] = await post(part, i == 0)
+    except Exception as exc:
+        if refused(exc) and not any(found):
+            await journal.forget(key)  # Discord said no: nothing of it exists
+        raise
+    ids = [f for f in found if f is not None]
+    await journal.done(key, ids)
+    return ids
+
+
+def dm_refused_note(mention: str, answer: bool = True) -> str:
+    if not answer:
+        return (f"{mention}, I have a message for you but can't send you a direct message: "
+                "allow direct messages from this server's members (Privacy Settings in the "
+                "server menu).")
+    return (f"{mention}, I can't send you a direct message, so my answer stays private: allow "
+            "direct messages from this server's members (Privacy Settings in the server "
+            "menu) and ask again — or use the slash command, whose answers only you see.")
+
 
 
 def refused(exc: BaseException) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -132,9 +133,10 @@ class CampaignRunner:
 
         progress = Progress(len(channels) + len(members), report)
         resumed = sum(1 for d in done.values() if d.proven)
-        sends = [(lambda t=t: self._send(campaign, run_id, t.key, t.destination(), text, done))
-                 for t in channels]
-        sends += [(lambda m=m: self._send_dm(campaign, run_id, m, text, done)) for m in members]
+        sends = [functools.partial(self._send, campaign, run_id, t.key, t.destination(), text,
+                                   done) for t in channels]
+        sends += [functools.partial(self._send_dm, campaign, run_id, m, text, done)
+                  for m in members]
         for send in sends:
             if lock.lost:  # another process has the run now; it carries on from the records
                 return RunResult("lost", progress.sent, progress.failed, progress.skipped,
@@ -166,10 +168,10 @@ class CampaignRunner:
                                            if len(targets) > 10 else "")
         await self.notify(campaign, (
             f"Campaign {campaign.name} run {run_id}: I can't tell whether the post reached "
-            f"{shown}. The bot stopped while the platform had the message and that platform "
-            "does not let me check, so I did not post again (that could have doubled it). "
-            f"Please look there; /campaign resend {campaign.name} <target> posts it if it "
-            "is missing."))
+            f"{shown}. The platform had the message but never confirmed it (the bot was "
+            "stopped or the connection dropped), and it does not let me check, so I did not "
+            "post again: that could have doubled it. Please look there; /campaign resend "
+            f"{campaign.name} <target> posts it if it is missing."))
 
     async def _text(self, campaign: Campaign, run_id: str) -> str | None:
         if not campaign.auto_approve:
