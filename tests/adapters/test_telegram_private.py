@@ -4,6 +4,9 @@ posted there — through real PTB and the stand-in's 403s."""
 
 from __future__ import annotations
 
+import pytest
+
+from adapters.telegram import TelegramAdapter
 from bot.commands.registry import CommandContext, CommandSpec
 from bot.events import Destination, Outbound, OutboundFile, Platform, Privilege
 from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
@@ -11,6 +14,17 @@ from tests.standins.telegram_api import Sent, TelegramStandIn
 
 GROUP = -100888
 FAQ = "FAQ entries: shipping (Where do you ship?), returns (30 days, receipt needed)."
+
+
+@pytest.fixture
+async def group(tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory,
+                tg_host: TgCommandHost) -> TelegramAdapter:
+    """A running adapter, the group GROUP where the bot serves, and two commands answered
+    privately. (Where communities must be approved first, this is the place to do it.)"""
+    _private_commands(tg_host)
+    adapter = await tg_adapter()
+    tg_api.group(GROUP)
+    return adapter
 
 
 def _private_commands(host: TgCommandHost) -> None:
@@ -36,11 +50,8 @@ def _mentions(sent: Sent, user_id: int) -> bool:
 
 
 async def test_a_moderator_who_never_wrote_to_the_bot_is_told_in_the_group(
-    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+    tg_api: TelegramStandIn, group: TelegramAdapter
 ) -> None:
-    _private_commands(tg_host)
-    await tg_adapter()
-    tg_api.group(GROUP)
     tg_api.user(2, "Ada <Admin>")
     tg_api.set_admin(GROUP, 2, "administrator")
     tg_api.message(GROUP, 2, "/faq list", message_id=4001)
@@ -70,11 +81,8 @@ async def test_a_moderator_who_never_wrote_to_the_bot_is_told_in_the_group(
 
 
 async def test_a_member_who_blocked_the_bot_gets_a_note_and_no_file_in_the_group(
-    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+    tg_api: TelegramStandIn, group: TelegramAdapter
 ) -> None:
-    _private_commands(tg_host)
-    await tg_adapter()
-    tg_api.group(GROUP)
     tg_api.private(3)
     tg_api.block(3)  # opened a chat once, then blocked the bot
     tg_api.message(GROUP, 3, "/mydata")
@@ -92,12 +100,9 @@ async def test_a_member_who_blocked_the_bot_gets_a_note_and_no_file_in_the_group
 
 
 async def test_a_refused_refusal_is_not_lost_either(
-    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+    tg_api: TelegramStandIn, group: TelegramAdapter
 ) -> None:
     # The router answers "for moderators only" privately; that too must reach the member.
-    _private_commands(tg_host)
-    await tg_adapter()
-    tg_api.group(GROUP)
     tg_api.message(GROUP, 5, "/faq list")
     await tg_api.wait_for(lambda: bool(tg_api.sent_to(GROUP)))
     [note] = tg_api.sent_to(GROUP)
@@ -106,12 +111,11 @@ async def test_a_refused_refusal_is_not_lost_either(
 
 
 async def test_a_private_notice_falls_back_to_the_group_and_waits_for_the_member(
-    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory
+    tg_api: TelegramStandIn, group: TelegramAdapter
 ) -> None:
     # A campaign's report to the moderator who set it up in the group, who never opened a
     # chat with the bot: a note in that group, the report itself only in private, later.
-    adapter = await tg_adapter()
-    tg_api.group(GROUP)
+    adapter = group
     report = "Campaign spring run 09:00: 39 sent, 1 uncertain (telegram:-1004013)."
     await adapter.send(Outbound(text=report, private=True, destination=Destination(
         Platform.TELEGRAM, channel_id=str(GROUP), user_id="6")))
