@@ -43,6 +43,12 @@ class Capabilities:
     typing_indicator: bool = False
 
 
+class DeliveryUncertain(Exception):
+    """`Adapter.send` of an idempotent outbound: an earlier attempt sent a request whose
+    answer never came (the process died, the network dropped), and the platform cannot show
+    whether it was posted. Posting again could repeat it; the caller decides."""
+
+
 class Adapter(ABC):
     """One chat platform. Adapters translate events and send messages; they hold no logic."""
 
@@ -61,7 +67,11 @@ class Adapter(ABC):
 
     @abstractmethod
     async def send(self, outbound: Outbound) -> list[str]:
-        """Post `outbound` to its destination; returns the platform ids of the messages sent."""
+        """Post `outbound` to its destination; returns the platform ids of the messages sent.
+
+        With an `idempotency_key`, a repeated call never posts twice: it returns the ids of
+        what an earlier attempt posted (never an empty list for something posted), posts
+        what provably was not, and raises `DeliveryUncertain` where it cannot tell."""
 
     async def create_invite(self, community: CommunityRef, name: str) -> str | None:
         """A new invite link to `community` for one member, named `name` where the platform

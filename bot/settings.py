@@ -146,9 +146,10 @@ class Settings(BaseSettings):
                                     "missed ones instead of each of them.")
     campaign_poll_s: float = Field(5.0, gt=0, le=300, description="How often each process "
                                    "looks for runs that other processes scheduled.")
-    campaign_lock_ttl_s: float = Field(300.0, gt=0, description="Expiry of a run's lock; it is "
-                                       "extended while the run works, so it only matters "
-                                       "when a process dies mid-run.")
+    campaign_lock_ttl_s: float = Field(20.0, gt=0, description="Lease of a run's lock, renewed "
+                                       "every third of it while the run works: when a "
+                                       "process dies mid-run, another takes the run over "
+                                       "within about this many seconds.")
     campaign_dm_cap: int = Field(2, ge=0, description="Campaign DMs a member gets at most per "
                                  "campaign_dm_cap_days.")
     campaign_dm_cap_days: float = Field(7.0, gt=0, description="Window of the DM cap, in days.")

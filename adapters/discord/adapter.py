@@ -9,11 +9,13 @@ import hashlib
 import json
 import logging
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any
 
 import discord
 from discord import app_commands
 
+from adapters.discord.delivery import SendJournal, dm_refused_note, send_once
 from adapters.discord.endpoints import DEFAULT_API_URL, DEFAULT_GATEWAY_URL, configure_endpoints
 from adapters.discord.members import MemberEvents
 from adapters.discord.ratelimits import meter_rate_limits
@@ -298,8 +300,11 @@ class DiscordAdapter(Adapter):
             try:
                 dm = await message.author.create_dm()
                 return await self._send_parts(dm, render(outbound, index), None)
-            except discord.Forbidden:
-                log.info("member %s takes no DMs; answering in the channel", message.author.id)
+            except discord.Forbidden as exc:  # 50007: DMs closed, or the bot blocked
+                log.info("member %s takes no DMs (%s); telling them in the channel",
+                         message.author.id, exc.code)
+                # Never the private answer itself: a short note that pings that member only.
+                outbound = Outbound(dm_refused_note(message.author.mention))
         return await self._send_parts(message.channel, render(outbound, index), message)
 
     async def _send_parts(self, channel: discord.abc.Messageable, parts: list[Part],
@@ -320,6 +325,19 @@ class DiscordAdapter(Adapter):
         dest = outbound.destination
         if dest is None or dest.platform != Platform.DISCORD:
             raise ValueError("DiscordAdapter.send needs a Discord destination")
+        fallback = dest.thread_id or dest.channel_id
+        if outbound.private and dest.user_id and fallback:
+            # A private notice with a channel to fall back on (a campaign's moderator): by
+            # DM; where Discord refuses it, a note there that pings that member alone.
+            try:
+                return await self.send(replace(outbound, destination=replace(
+                    dest, channel_id=None, thread_id=None)))
+            except discord.Forbidden as exc:
+                log.info("member %s takes no DMs (%s); telling them in %s", dest.user_id,
+                         exc.code, fallback)
+                return await self._send_parts(
+                    self.client.get_partial_messageable(int(fallback)),
+                    render(Outbound(dm_refused_note(f"<@{dest.user_id}>", answer=False))), None)
         channel: discord.abc.Messageable
         target = dest.thread_id or dest.channel_id
         if target:
@@ -335,7 +353,22 @@ class DiscordAdapter(Adapter):
             reference = discord.MessageReference(
                 message_id=int(outbound.reply_to), channel_id=int(dest.channel_id or 0),
                 fail_if_not_exists=False)
+        if outbound.idempotency_key:
+            return await self._send_once(channel, render(outbound), reference,
+                                         outbound.idempotency_key)
         return await self._send_parts(channel, render(outbound), reference)
+
+    async def _send_once(self, channel: discord.abc.Messageable, parts: list[Part],
+                         reference: discord.MessageReference | None, key: str) -> list[str]:
+        me = self.client.user
+        assert me is not None
+
+        async def post(part: Part, first: bool) -> str:
+            [message_id] = await self._send_parts(channel, [part], reference if first else None)
+            return message_id
+
+        journal = SendJournal(self.host.redis, str(self.client.application_id))
+        return await send_once(journal, channel, me, parts, key, post)
 
 
 def _extras(part: Part) -> dict[str, Any]:

@@ -307,6 +307,8 @@ class TelegramAdapter(Adapter):
             return
         inbound, target = translated
         self._remember(inbound.message_id, target)
+        if not target.is_group:  # a private chat is open now: what was held goes first
+            await self._deliver_held(target.user_id)
         answered = asyncio.Event()
         typing = asyncio.create_task(self._typing(target, answered)) if _addressed(inbound) \
             else None
@@ -318,6 +320,14 @@ class TelegramAdapter(Adapter):
                 await typing
         for reply in replies:
             await self.send(reply)
+
+    async def _deliver_held(self, user_id: int) -> None:
+        assert self._sender is not None
+        try:
+            for outbound in await self._sender.pending.take(user_id):
+                await self.send(outbound)
+        except Exception:  # the member's own message is still answered
+            log.exception("could not deliver the private messages held for %s", user_id)
 
     async def _typing(self, target: ReplyTarget, answered: asyncio.Event) -> None:
         """"typing…" until `answered` (an event, not a cancel: an HTTP call may absorb it)."""

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from telegram.error import RetryAfter
+from telegram.error import RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, BaseRateLimiter
 from telegram.warnings import PTBDeprecationWarning
 
+from adapters.telegram.journal import IN_FLIGHT, QUEUED, WIRE, refused
 from bot.ops.metrics import record_rate_limit_wait
 from bot.storage.keys import telegram as tg_key
 from bot.storage.store import CONNECTION_ERRORS
@@ -60,6 +61,22 @@ end
 return 0
 """
 
+# When a send has finished, its entries move to Redis's clock now: Telegram counted the
+# message when it arrived, somewhere between our slot and the answer, so dating the slot
+# at the answer keeps our windows at least as long as Telegram's however slow the request
+# was on the way (a loaded event loop, a slow network) — the margin alone covers only jitter.
+_SETTLE = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+for i = 1, #KEYS do
+  if redis.call('ZSCORE', KEYS[i], ARGV[1]) then
+    redis.call('ZADD', KEYS[i], t, ARGV[1])
+    redis.call('PEXPIRE', KEYS[i], ARGV[i + 1])
+  end
+end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class FloodLimits:
@@ -73,6 +90,13 @@ class FloodLimits:
     # Our clock starts a window when a slot is taken, Telegram's when the request arrives;
     # stretching our windows a little keeps network jitter from crossing the line.
     margin: float = 0.05
+
+
+@dataclass(frozen=True)
+class _Slot:
+    keys: list[str]  # the windows this send was counted in
+    member: str
+    windows: list[int]  # their lengths, ms
 
 
 class RedisFloodLimiter(BaseRateLimiter[int]):
@@ -93,6 +117,7 @@ class RedisFloodLimiter(BaseRateLimiter[int]):
             max_retries=self.limits.max_retries,
         )
         self._script = redis.register_script(_ACQUIRE)
+        self._settle = redis.register_script(_SETTLE)
         self.waited_s = 0.0  # total time spent waiting for a slot (for benchmarks and logs)
         self.retry_afters = 0
 
@@ -114,40 +139,60 @@ class RedisFloodLimiter(BaseRateLimiter[int]):
         chat_id = data.get("chat_id")
         limited = (chat_id is not None and endpoint.startswith(_LIMITED_PREFIXES)
                    and endpoint not in _UNLIMITED)
+        # An idempotent send: nothing is on the wire while it waits for a slot, so a process
+        # killed during the wait leaves it provably unposted.
+        flight = IN_FLIGHT.get() if limited else None
+        if flight is not None:
+            await flight.mark(QUEUED)
 
         async def shared_callback(*c_args: Any, **c_kwargs: Any) -> JSON:
+            slot: _Slot | None = None
             if limited:
                 try:
-                    await self.acquire(str(chat_id))
+                    slot = await self.acquire(str(chat_id))
                 except CONNECTION_ERRORS:
                     # Redis is down: this process's own limiter still applies; a message
                     # is worth more than strict sharing.
                     log.warning("flood windows unreachable; limiting this process only")
+            if flight is not None:
+                await flight.mark(WIRE)  # before the request leaves, or it is not sent
             try:
                 return await callback(*c_args, **c_kwargs)
-            except RetryAfter as exc:
-                self.retry_afters += 1
-                with contextlib.suppress(*CONNECTION_ERRORS):
-                    await self._pause_everyone(exc)
+            except TelegramError as exc:
+                if flight is not None and refused(exc):
+                    with contextlib.suppress(*CONNECTION_ERRORS):
+                        await flight.mark(QUEUED)
+                if isinstance(exc, RetryAfter):
+                    self.retry_afters += 1
+                    with contextlib.suppress(*CONNECTION_ERRORS):
+                        await self._pause_everyone(exc)
                 raise
+            finally:
+                if slot is not None:
+                    with contextlib.suppress(*CONNECTION_ERRORS):
+                        await self._settle(keys=slot.keys, args=[slot.member, *slot.windows])
 
         return await self._local.process_request(
             shared_callback, args, kwargs, endpoint, data, rate_limit_args
         )
 
-    async def acquire(self, chat_id: str) -> None:
-        """Wait until one more message to `chat_id` fits every shared window."""
+    async def acquire(self, chat_id: str) -> _Slot:
+        """Wait until one more message to `chat_id` fits every shared window; returns the
+        slot taken (to be dated again when the send has finished)."""
         keys = [tg_key(self.bot_id, "flood:pause"), tg_key(self.bot_id, "flood:all")]
         stretch = 1000 * (1 + self.limits.margin)
-        argv: list[Any] = [self.limits.overall_rate, int(self.limits.overall_period_s * stretch)]
+        windows = [int(self.limits.overall_period_s * stretch)]
+        argv: list[Any] = [self.limits.overall_rate, windows[0]]
         if _is_group(chat_id):
             keys.append(tg_key(self.bot_id, f"flood:chat:{chat_id}"))
-            argv += [self.limits.group_rate, int(self.limits.group_period_s * stretch)]
-        argv.append(uuid.uuid4().hex)
+            windows.append(int(self.limits.group_period_s * stretch))
+            argv += [self.limits.group_rate, windows[-1]]
+        member = uuid.uuid4().hex
+        argv.append(member)
         while True:
             wait_ms = int(await self._script(keys=keys, args=argv))
             if wait_ms <= 0:
-                return
+                return _Slot(keys[1:], member, windows)
             self.waited_s += wait_ms / 1000
             record_rate_limit_wait("telegram", wait_ms / 1000)
             await asyncio.sleep(wait_ms / 1000)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 
 import redis.asyncio as aioredis
 from telegram import (
@@ -14,22 +16,24 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
+    LinkPreviewOptions,
     Message,
     ReplyParameters,
 )
 from telegram.constants import MessageLimit, ParseMode
-from telegram.error import ChatMigrated, Forbidden
+from telegram.error import ChatMigrated, Forbidden, NetworkError
 
+from adapters.telegram.journal import IN_FLIGHT, SENT, WIRE, Flight, SendJournal, refused
+from adapters.telegram.pending import PendingPrivate
 from adapters.telegram.translate import CallbackActions, ReplyTarget
 from bot.events import Outbound, OutboundFile
-from bot.ports import split_message
-from bot.storage.keys import telegram as tg_key
+from bot.ports import DeliveryUncertain, split_message
+from bot.storage.store import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = MessageLimit.MAX_TEXT_LENGTH  # 4096, counted on the text after HTML parsing
 CAPTION_LIMIT = MessageLimit.CAPTION_LENGTH
-SENT_TTL_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -68,31 +72,81 @@ class Sender:
         self.callbacks = callbacks
         self._chat_locks: OrderedDict[int | str, asyncio.Lock] = OrderedDict()
         self._migrated: dict[int | str, int] = {}
+        self.journal = SendJournal(redis, bot_id)
+        self.pending = PendingPrivate(redis, bot_id)
 
     async def send(self, outbound: Outbound, target: ReplyTarget | None) -> list[str]:
         """Post `outbound` as a reply to `target`, or to `outbound.destination`; returns the
-        ids (`chat:message`) of what was posted."""
-        if outbound.idempotency_key and not await self._first_time(outbound.idempotency_key):
-            log.info("not posting %s twice", outbound.idempotency_key)
-            return []
+        ids (`chat:message`) of what was posted.
+
+        Raises:
+            DeliveryUncertain: an idempotent outbound whose earlier attempt had a request
+                out when it died (or lost its connection): Telegram cannot show whether that
+                posted, and bots cannot read a chat's history to find out.
+        """
+        flight: Flight | None = None
+        if outbound.idempotency_key:
+            entry = await self.journal.open(outbound.idempotency_key)
+            if entry.state == SENT:
+                log.info("not posting %s twice", outbound.idempotency_key)
+                return list(entry.ids)
+            if entry.state == WIRE:
+                raise DeliveryUncertain(
+                    "an earlier attempt was cut off while Telegram had the message; Telegram "
+                    "does not let bots check whether it was posted")
+            flight = Flight(self.journal, outbound.idempotency_key, entry)
         try:
-            return await self._send(outbound, target)
-        except BaseException:
-            if outbound.idempotency_key:  # not posted: a retry must be allowed to post it
-                await self.redis.delete(tg_key(self.bot_id, f"sent:{outbound.idempotency_key}"))
+            return await self._send(outbound, target, flight)
+        except NetworkError as exc:
+            if flight is not None and flight.entry.state == WIRE and not refused(exc):
+                raise DeliveryUncertain(f"no answer from Telegram ({exc})") from exc
             raise
 
-    async def _send(self, outbound: Outbound, target: ReplyTarget | None) -> list[str]:
-        chat_id, thread_id, reply_to = self._where(outbound, target)
+    async def _send(self, outbound: Outbound, target: ReplyTarget | None,
+                    flight: Flight | None) -> list[str]:
+        dest = outbound.destination
+        if outbound.private and dest is not None and dest.user_id and dest.channel_id:
+            # A private notice with a group to fall back on (a campaign's moderator).
+            chat_id, thread_id, _ = self._where(outbound, None)
+            user = ReplyTarget(chat_id=int(chat_id), message_id=None, thread_id=thread_id,
+                               user_id=int(dest.user_id), is_group=True)
+            return await self._privately(outbound, user, flight, answer=False)
         if outbound.private and target is not None and target.is_group:
-            try:
-                return await self._post(target.user_id, None, None, outbound)
-            except Forbidden:
-                # The member never opened a chat with the bot: say so where they asked.
-                note = Outbound(text="I have a private answer for you — open a chat with "
-                                     f"@{self.bot.username}, press Start and ask again.")
-                return await self._post(chat_id, thread_id, reply_to, note)
-        return await self._post(chat_id, thread_id, reply_to, outbound)
+            return await self._privately(outbound, target, flight, answer=True)
+        chat_id, thread_id, reply_to = self._where(outbound, target)
+        return await self._post(chat_id, thread_id, reply_to, outbound, flight)
+
+    async def _privately(self, outbound: Outbound, target: ReplyTarget,
+                         flight: Flight | None, answer: bool) -> list[str]:
+        """To the member's private chat; where Telegram refuses (no chat opened, or the bot
+        blocked), the message is held for when they open one, and the group is told, never
+        shown the message itself."""
+        try:
+            return await self._post(target.user_id, None, None, replace(
+                outbound, destination=None, private=False), flight)
+        except Forbidden as exc:
+            log.info("private message to %s refused (%s); telling them in the group",
+                     target.user_id, exc)
+        try:
+            held = await self.pending.hold(target.user_id, outbound)
+        except CONNECTION_ERRORS:
+            held = False
+        return await self._tell_in_group(target, refused_note(
+            self.bot.username, target, held=held, answer=answer))
+
+    async def _tell_in_group(self, target: ReplyTarget, note: str) -> list[str]:
+        """A short note in the group, mentioning the member by id (a text mention: it pings
+        that one member and nobody else)."""
+        chat_id: int | str = self._migrated.get(target.chat_id, target.chat_id)
+        reply_to, thread_id = target.message_id, target.thread_id
+        reply = (ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
+                 if reply_to is not None else None)
+        async with self._lock(chat_id):
+            message = await self.bot.send_message(
+                chat_id=chat_id, text=note, parse_mode=ParseMode.HTML,
+                message_thread_id=thread_id,
+                reply_parameters=reply, link_preview_options=LinkPreviewOptions(is_disabled=True))
+        return [_id(message)]
 
     def _where(self, outbound: Outbound,
                target: ReplyTarget | None) -> tuple[int | str, int | None, int | None]:
@@ -108,41 +162,49 @@ class Sender:
         return target.chat_id, target.thread_id, target.message_id
 
     async def _post(self, chat_id: int | str, thread_id: int | None, reply_to: int | None,
-                    outbound: Outbound) -> list[str]:
+                    outbound: Outbound, flight: Flight | None) -> list[str]:
         chat_id = self._migrated.get(chat_id, chat_id)
         async with self._lock(chat_id):
             try:
-                return await self._post_locked(chat_id, thread_id, reply_to, outbound)
+                return await self._post_locked(chat_id, thread_id, reply_to, outbound, flight)
             except ChatMigrated as exc:
                 # A group became a supergroup: its id changed; post there from now on.
                 self._migrated[chat_id] = exc.new_chat_id
-                return await self._post_locked(exc.new_chat_id, thread_id, reply_to, outbound)
+                return await self._post_locked(exc.new_chat_id, thread_id, reply_to, outbound,
+                                               flight)
 
     async def _post_locked(self, chat_id: int | str, thread_id: int | None,
-                           reply_to: int | None, outbound: Outbound) -> list[str]:
-        ids: list[str] = []
+                           reply_to: int | None, outbound: Outbound,
+                           flight: Flight | None) -> list[str]:
         chunks = render(outbound)
         markup = await self._keyboard(outbound)
         reply = (ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
                  if reply_to is not None else None)
+        calls: list[Callable[[], Awaitable[Message]]] = []
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
-            message = await self.bot.send_message(
-                chat_id=chat_id, text=chunk.html, parse_mode=ParseMode.HTML,
-                message_thread_id=thread_id, reply_parameters=reply if i == 0 else None,
-                reply_markup=markup if last and not outbound.files else None,
-            )
-            ids.append(_id(message))
+            calls.append(functools.partial(
+                self.bot.send_message, chat_id=chat_id, text=chunk.html,
+                parse_mode=ParseMode.HTML, message_thread_id=thread_id,
+                reply_parameters=reply if i == 0 else None,
+                reply_markup=markup if last and not outbound.files else None))
         for j, file in enumerate(outbound.files):
             last_file = j == len(outbound.files) - 1
-            message = await self._send_file(chat_id, thread_id, file,
-                                            markup if last_file else None,
-                                            reply if not chunks and j == 0 else None)
-            ids.append(_id(message))
-        if outbound.idempotency_key:
-            await self.redis.set(tg_key(self.bot_id, f"sent:{outbound.idempotency_key}"),
-                                 ",".join(ids), ex=SENT_TTL_S)
-        return ids
+            calls.append(functools.partial(
+                self._send_file, chat_id, thread_id, file, markup if last_file else None,
+                reply if not chunks and j == 0 else None))
+        if flight is None:
+            return [_id(await call()) for call in calls]
+        # Idempotent: the parts an earlier attempt posted are not posted again.
+        for n, call in enumerate(calls[len(flight.entry.ids):], start=len(flight.entry.ids)):
+            await flight.mark(WIRE)  # the limiter narrows this to the request itself
+            token = IN_FLIGHT.set(flight)
+            try:
+                message = await call()
+            finally:
+                IN_FLIGHT.reset(token)
+            await flight.posted(_id(message), last=n == len(calls) - 1)
+        return list(flight.entry.ids)
 
     async def _send_file(self, chat_id: int | str, thread_id: int | None, file: OutboundFile,
                          markup: InlineKeyboardMarkup | None,
@@ -168,10 +230,6 @@ class Sender:
                 rows.append([InlineKeyboardButton(button.label, callback_data=data)])
         return InlineKeyboardMarkup(rows)
 
-    async def _first_time(self, key: str) -> bool:
-        return bool(await self.redis.set(tg_key(self.bot_id, f"sent:{key}"), "sending",
-                                         nx=True, ex=SENT_TTL_S))
-
     def _lock(self, chat_id: int | str) -> asyncio.Lock:
         lock = self._chat_locks.get(chat_id)
         if lock is None:
@@ -181,6 +239,20 @@ class Sender:
                     if not old.locked():
                         del self._chat_locks[key]
         return lock
+
+
+def refused_note(bot_username: str, target: ReplyTarget, *, held: bool,
+                 answer: bool) -> str:
+    """The group note (HTML) for a member whose private message Telegram refused."""
+    mention = (f'<a href="tg://user?id={target.user_id}">'
+               f'{html.escape(target.user_name or "Hi", quote=False)}</a>')
+    what = "my answer" if answer else "a message for you"
+    link = f"https://t.me/{bot_username}?start=private"
+    if held:
+        return (f"{mention}, I have {what}, but I can't write to you privately until you open "
+                f"a chat with me: {link} — tap Start and I'll send it there.")
+    return (f"{mention}, I can't write to you privately until you open a chat with me: "
+            f"{link} — tap Start, then ask again.")
 
 
 def _id(message: Message) -> str:

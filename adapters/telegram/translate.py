@@ -34,6 +34,7 @@ class ReplyTarget:
     thread_id: int | None
     user_id: int
     is_group: bool
+    user_name: str = ""  # for a mention when the member must be told something in the group
 
 
 class AdminCache:
@@ -118,7 +119,8 @@ class Translator:
                             and not _is_topic_root(message))
         member = _member(message)
         chat = message.chat
-        target = _target(chat, message, member_id=message.from_user.id)
+        target = _target(chat, message, member_id=message.from_user.id,
+                         member_name=message.from_user.full_name)
         inbound = Inbound(
             platform=Platform.TELEGRAM, member=member, text=text.strip(),
             community=community_of(chat, target.thread_id),
@@ -143,7 +145,7 @@ class Translator:
             return None
         user = query.from_user
         member = MemberRef(Platform.TELEGRAM, str(user.id), user.full_name)
-        target = _target(message.chat, None, member_id=user.id,
+        target = _target(message.chat, None, member_id=user.id, member_name=user.full_name,
                          thread_id=message.message_thread_id if message.is_topic_message
                          else None)
         inbound = Inbound(
@@ -198,12 +200,13 @@ def _is_topic_root(message: Message) -> bool:
                 and reply.message_id == message.message_thread_id)
 
 
-def _target(chat: Chat, message: Message | None, member_id: int,
+def _target(chat: Chat, message: Message | None, member_id: int, member_name: str = "",
             thread_id: int | None = None) -> ReplyTarget:
     if message is not None and message.is_topic_message:
         thread_id = message.message_thread_id
     return ReplyTarget(chat_id=chat.id, message_id=message.message_id if message else None,
-                       thread_id=thread_id, user_id=member_id, is_group=chat.type != Chat.PRIVATE)
+                       thread_id=thread_id, user_id=member_id, is_group=chat.type != Chat.PRIVATE,
+                       user_name=member_name)
 
 
 def community_of(chat: Chat, thread_id: int | None = None) -> CommunityRef | None:

@@ -12,6 +12,7 @@ from bot.campaigns.content import campaign_request
 from bot.campaigns.models import (
     Campaign,
     Target,
+    notify_channel_of,
     parse_targets,
     validate_name,
 )
@@ -76,6 +77,13 @@ class CampaignCommands:
                         self.delete, args=(_NAME,), privilege=mod, private=True),
             CommandSpec("campaign history", "Recent runs and where each delivery went.",
                         self.history, args=(_NAME,), privilege=mod, private=True),
+            CommandSpec("campaign resend", "Post an uncertain delivery again once you have "
+                        "checked it is missing.", self.resend,
+                        args=(_NAME, Arg("target", ArgKind.STR, "a target /campaign history "
+                                         "shows as uncertain, e.g. telegram:-100123"),
+                              Arg("run", ArgKind.STR, "the run (default: the latest one "
+                                  "where it is uncertain)", required=False)),
+                        privilege=mod, private=True),
             CommandSpec("offers", "Get (or stop getting) offers from the shop by direct message.",
                         self.offers, args=(Arg("choice", ArgKind.CHOICE, choices=("on", "off")),),
                         private=True),
@@ -101,7 +109,7 @@ class CampaignCommands:
             kind=ctx.args.get("kind") or "promotion",
             auto_approve=bool(ctx.args.get("auto_approve")), created_by=ctx.member_key,
             notify_platform=inbound.platform.value, notify_user=inbound.member.user_id,
-            created_at=time.time(),
+            notify_channel=notify_channel_of(inbound), created_at=time.time(),
         )
         times = next_runs(schedule, datetime.now(UTC))
         if not times:
@@ -268,17 +276,40 @@ class CampaignCommands:
             return f"Campaign {campaign.name} has not run yet."
         lines = [f"Recent runs of {campaign.name}:"]
         for run_id, info in runs:
+            uncertain = int(info.get("uncertain") or 0)
             counts = (f" — {info.get('sent', 0)} sent, {info.get('failed', 0)} failed, "
-                      f"{info.get('skipped', 0)} skipped" if "sent" in info else "")
+                      f"{info.get('skipped', 0)} skipped"
+                      f"{f', {uncertain} uncertain' if uncertain else ''}"
+                      if "sent" in info else "")
             note = f" ({info['note']})" if info.get("note") else ""
             lines.append(f"• {run_id}: {info.get('status', '?')}{counts}{note}")
             deliveries = await self.f.repo.deliveries(ctx.merchant, campaign.name, run_id)
-            for d in sorted(deliveries.values(), key=lambda d: d.at)[:10]:
+            # Those that need a look first: uncertain and failed ones are never cut off.
+            for d in sorted(deliveries.values(),
+                            key=lambda d: (d.status not in ("uncertain", "failed"), d.at))[:10]:
                 ids = f" message {','.join(d.message_ids)}" if d.message_ids else ""
                 at = datetime.fromtimestamp(d.at, UTC).strftime("%H:%M:%S")
                 detail = f" ({d.detail})" if d.detail else ""
                 lines.append(f"    {d.target}: {d.status}{ids} at {at}{detail}")
         return "\n".join(lines)
+
+    async def resend(self, ctx: CommandContext) -> str:
+        campaign = await self.f.repo.require(ctx.merchant, validate_name(ctx.args["name"]))
+        target = str(ctx.args["target"]).strip()
+        run_id = ctx.args.get("run")
+        if not run_id:
+            for candidate, _info in await self.f.repo.recent_runs(ctx.merchant, campaign.name):
+                log = await self.f.repo.deliveries(ctx.merchant, campaign.name, candidate)
+                if target in log and log[target].status == "uncertain":
+                    run_id = candidate
+                    break
+            else:
+                raise UserInputError(f"No recent run of {campaign.name} is uncertain about "
+                                     f"{target}; /campaign history {campaign.name} shows where "
+                                     "each post went.")
+        delivery = await self.f.runner.resend(campaign, str(run_id), target, ctx.member_key)
+        return (f"Posted run {run_id} of {campaign.name} to {target} again "
+                f"(message {', '.join(delivery.message_ids)}).")
 
     async def offers(self, ctx: CommandContext) -> str:
         opted_in = ctx.args["choice"] == "on"

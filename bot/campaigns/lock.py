@@ -1,4 +1,5 @@
-"""A per-run Redis lock: `SET NX` with an expiry, released only by its owner (Lua)."""
+"""A per-run Redis lock: a short lease (`SET NX` with an expiry) renewed while its owner works,
+released or renewed only by that owner (Lua compare-and-delete / compare-and-extend)."""
 
 from __future__ import annotations
 
@@ -52,13 +53,19 @@ class RunLock:
             self.lost = True
         return ok
 
+    async def remaining_s(self) -> float:
+        """Seconds until the lease runs out (0 when nobody holds it)."""
+        return max(0, int(await self.redis.pttl(self.key))) / 1000
+
     async def holder(self) -> str | None:
         value = await self.redis.get(self.key)
         return str(value) if value is not None else None
 
     @contextlib.asynccontextmanager
     async def kept_alive(self) -> AsyncIterator[RunLock]:
-        """Extend the expiry at a third of the TTL while the body runs (a long fan-out)."""
+        """Renew the lease every third of its length while the body runs (a long fan-out):
+        two renewals may fail (Redis away for a moment) before another process could take
+        over. `lost` turns True when the lease was no longer ours."""
         task = asyncio.create_task(self._heartbeat())
         try:
             yield self

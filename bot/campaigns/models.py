@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.errors import UserInputError
-from bot.events import Destination, Platform
+from bot.events import Destination, Inbound, Platform
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 DM_TARGET = "dm"
@@ -177,6 +177,12 @@ class Campaign:
         )
 
 
+def notify_channel_of(inbound: Inbound) -> str:
+    """Where a campaign's moderator is told about its runs when their DMs are closed: the
+    channel they set it up in (none when they did it in a DM)."""
+    return inbound.community.channel_id if inbound.community is not None else ""
+
+
 def format_seconds(seconds: int) -> str:
     """5400 -> '1h30m'."""
     parts = []
@@ -199,10 +205,15 @@ class Delivery:
     """One target (a channel, or one member's DMs) of one run."""
 
     target: str
-    status: str  # sending | sent | failed | skipped
+    status: str  # sending | sent | failed | skipped | uncertain
     message_ids: list[str] = field(default_factory=list)
     at: float = 0.0
     detail: str = ""
+
+    @property
+    def proven(self) -> bool:
+        """Sent, with the platform's message id to show for it."""
+        return self.status == "sent" and bool(self.message_ids)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

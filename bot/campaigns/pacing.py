@@ -73,6 +73,7 @@ class Progress:
         self.sent = 0
         self.failed = 0
         self.skipped = 0
+        self.uncertain = 0  # may or may not have reached the target: never counted as sent
         self._report = report
         self._every = max(1, every)
 
@@ -81,8 +82,10 @@ class Progress:
             self.sent += 1
         elif status == "failed":
             self.failed += 1
+        elif status == "uncertain":
+            self.uncertain += 1
         else:
             self.skipped += 1
-        done = self.sent + self.failed + self.skipped
+        done = self.sent + self.failed + self.skipped + self.uncertain
         if done % self._every == 0 or done == self.total:
             await self._report(self.sent, self.failed, self.total)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bot.campaigns.content import post_request
-from bot.campaigns.models import Campaign
+from bot.campaigns.models import Campaign, notify_channel_of
 from bot.campaigns.schedule import describe_runs, parse_schedule
 from bot.campaigns.writer import POST_KINDS, GenerationFailed
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandSpec
@@ -117,7 +117,7 @@ class PostCommands:
             schedule=spec, targets=targets, kind=data["kind"], draft_text=data["text"],
             approved_text=data["text"], approved_by=ctx.member_key, created_by=ctx.member_key,
             notify_platform=inbound.platform.value, notify_user=inbound.member.user_id,
-            created_at=time.time(),
+            notify_channel=notify_channel_of(inbound), created_at=time.time(),
         )
         existing = await self.f.repo.get(ctx.merchant, campaign.name)
         if existing is not None:

@@ -26,6 +26,7 @@ from bot.storage.keys import Keys, merchants, scheduler_jobs, scheduler_run_time
 log = logging.getLogger(__name__)
 
 JOB_FUNC = "bot.campaigns.scheduler:run_campaign"
+LEASE_MARGIN_S = 0.5  # after a lease's end, before trying its run again
 # The scheduler whose executor started the running job; jobs are pickled by reference, so
 # they reach their process's runner through this, not through their arguments.
 _ACTIVE: ContextVar[CampaignScheduler | None] = ContextVar("campaign_scheduler", default=None)
@@ -188,15 +189,25 @@ class CampaignScheduler:
                 for run_id, info in await self.repo.recent_runs(merchant, campaign.name, 5):
                     if info.get("status") != "running" or f"{campaign.id}@{run_id}" in jobs:
                         continue
-                    if await self.repo.redis.exists(keys.campaign_lock(campaign.name, run_id)):
-                        continue  # its process is alive and still working on it
+                    lease_ms = int(await self.repo.redis.pttl(
+                        keys.campaign_lock(campaign.name, run_id)))
+                    if lease_ms > 0:
+                        # Its holder may be alive, or dead with its lease running out: look
+                        # again the moment the lease ends (a live holder will have renewed).
+                        self._retry(campaign.id, run_id, lease_ms / 1000)
+                        continue
                     log.warning("resuming run %s of %s, left unfinished", run_id, campaign.id)
-                    self._require().add_job(
-                        JOB_FUNC, trigger="date", run_date=datetime.now(UTC),
-                        args=[campaign.id, run_id], id=f"{campaign.id}@{run_id}",
-                        name=f"campaign {campaign.id} (resumed)", replace_existing=True)
+                    self._retry(campaign.id, run_id, 0.0)
                     resumed += 1
         return resumed
+
+    def _retry(self, campaign_id: str, run_id: str, after_s: float) -> None:
+        """Fire `run_id` again in `after_s` seconds (one job per run, whoever schedules it)."""
+        when = datetime.now(UTC) + timedelta(seconds=after_s + LEASE_MARGIN_S if after_s else 0)
+        self._require().add_job(
+            JOB_FUNC, trigger="date", run_date=when, args=[campaign_id, run_id],
+            id=f"{campaign_id}@{run_id}", name=f"campaign {campaign_id} (resumed)",
+            replace_existing=True)
 
     # Firing ----------------------------------------------------------------------------
     async def fire(self, campaign_id: str, scheduled_for: str) -> RunResult:
@@ -212,6 +223,11 @@ class CampaignScheduler:
                 await self.schedule_next(
                     campaign, datetime.now(UTC) if self.coalesce else scheduled)
             result = await self.runner.run(campaign_id, scheduled_for)
+            if result.status == "locked":
+                # Another process holds the run. Should it die, its lease runs out in
+                # `retry_in_s` at the latest: try again then, not at the next stall check.
+                self._retry(campaign_id, run_id_for(datetime.fromisoformat(scheduled_for)),
+                            result.retry_in_s)
             self.results.append((campaign_id, scheduled_for, result))
             log.info("campaign %s run %s: %s", campaign_id, scheduled_for, result)
             return result

@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from adapters.telegram import FloodLimits, TelegramAdapter
 from adapters.telegram.flood import RedisFloodLimiter
+from adapters.telegram.journal import QUEUED, SENT, SendJournal
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandSpec
 from bot.events import Destination, Outbound, Platform
 from bot.storage.store import Store
@@ -64,6 +65,25 @@ async def test_two_processes_share_one_group_limit_through_redis(
     assert elapsed >= 2.0  # 12 messages at 5 per second need two full windows
 
 
+async def test_a_send_slow_on_the_way_still_counts_from_when_telegram_saw_it(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory
+) -> None:
+    # The first message takes 0.5 s to reach Telegram (what a loaded event loop or network
+    # does to the shared test above): Telegram's window for it opens 0.5 s after our slot.
+    # Dating slots at the answer keeps the sixth message out of that window; dating them
+    # when the slot was taken sent it 0.45 s too early and got a 429.
+    tg_api.chat_limit = (5, 1.0)
+    adapter = await tg_adapter(limits=FloodLimits(overall_rate=1000, group_rate=5,
+                                                  group_period_s=1.0))
+    tg_api.group(GROUP)
+    tg_api.slow_next(0.5)
+    for n in range(6):
+        await adapter.send(Outbound(text=f"m{n}",
+                                    destination=Destination(Platform.TELEGRAM, str(GROUP))))
+    assert [s.text for s in tg_api.sent_to(GROUP)] == [f"m{n}" for n in range(6)]
+    assert tg_api.rejected[429] == 0
+
+
 async def test_retry_after_pauses_every_process(redis_client: aioredis.Redis) -> None:
     limiter = RedisFloodLimiter(redis_client, "77", FloodLimits(group_period_s=1.0))
     other = RedisFloodLimiter(redis_client, "77", FloodLimits(group_period_s=1.0))
@@ -106,3 +126,22 @@ async def test_messages_still_go_out_while_redis_is_down(
         await adapter.stop(drain_s=1)
         await store.stop()
         server.stop()
+
+
+async def test_an_idempotent_send_waiting_out_a_429_is_journaled_as_not_posted(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, redis_client: aioredis.Redis
+) -> None:
+    # While the bot waits out Telegram's "retry after", nothing of the message is out: a
+    # process killed then must leave proof that posting it again cannot double it.
+    adapter = await tg_adapter(limits=LOOSE)
+    tg_api.group(GROUP)
+    tg_api.fail("sendMessage", 429, "Too Many Requests: retry after 2", retry_after=2)
+    out = Outbound(text="sale", idempotency_key="campaign:x:1",
+                   destination=Destination(Platform.TELEGRAM, str(GROUP)))
+    sending = asyncio.create_task(adapter.send(out))
+    await tg_api.wait_for(lambda: tg_api.rejected[429] == 1)
+    journal = SendJournal(redis_client, adapter.bot_id)
+    assert (await journal.open("campaign:x:1")).state == QUEUED
+    ids = await sending
+    entry = await journal.open("campaign:x:1")
+    assert (entry.state, entry.ids) == (SENT, ids) and len(ids) == 1

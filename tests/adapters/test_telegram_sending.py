@@ -4,6 +4,10 @@ topics, mentions, attachments, typing, migrations — through real PTB and the s
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+
+import pytest
+from telegram.error import Forbidden
 
 from adapters.telegram.sender import render
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandSpec
@@ -16,6 +20,7 @@ from bot.events import (
     OutboundFile,
     Platform,
 )
+from bot.ports import DeliveryUncertain
 from bot.storage.keys import Keys, community_merchant
 from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
 from tests.standins.telegram_api import TelegramStandIn
@@ -117,7 +122,7 @@ async def test_private_answers_go_to_the_member_or_say_how_to_get_them(
     tg_api.message(GROUP, 9, "/secret")
     await tg_api.wait_for(lambda: bool(tg_api.sent_to(GROUP)))
     [note] = tg_api.sent_to(GROUP)
-    assert "@shopkeep_bot" in note.text and "1234" not in note.text
+    assert "t.me/shopkeep_bot?start=" in note.text and "1234" not in note.text
 
 
 async def test_files_go_as_documents_and_images_as_photos_to_a_destination(
@@ -143,12 +148,21 @@ async def test_idempotency_key_posts_once(
     tg_api.group(GROUP)
     out = Outbound(text="Spring sale!", idempotency_key="campaign:spring:run1",
                    destination=Destination(Platform.TELEGRAM, str(GROUP)))
-    tg_api.fail("sendMessage", 502, "Bad Gateway")  # the first try fails: a retry must post
-    try:
+    # Telegram answered "no": nothing was posted, so a retry must post.
+    tg_api.fail("sendMessage", 403, "Forbidden: bot was kicked from the supergroup chat")
+    with pytest.raises(Forbidden):
         await adapter.send(out)
-    except Exception:
-        pass
-    assert await adapter.send(out) and await adapter.send(out) == []
+    ids = await adapter.send(out)
+    assert ids and await adapter.send(out) == ids  # a repeat returns the proof, posts nothing
+    assert [s.text for s in tg_api.sent_to(GROUP)] == ["Spring sale!"]
+
+    # No answer (a 502 from Telegram's front): it may have been posted, and bots cannot read
+    # the chat to see; this and every later attempt says so instead of posting blindly.
+    other = replace(out, idempotency_key="campaign:spring:run2")
+    tg_api.fail("sendMessage", 502, "Bad Gateway")
+    for _ in range(2):
+        with pytest.raises(DeliveryUncertain):
+            await adapter.send(other)
     assert [s.text for s in tg_api.sent_to(GROUP)] == ["Spring sale!"]
 
 

@@ -19,9 +19,17 @@ import redis.asyncio as aioredis
 from bot.campaigns import CampaignFeature
 from bot.commands.registry import CommandRegistry
 from bot.core import Core
-from bot.events import CommunityRef, Inbound, MemberRef, Outbound, Platform, Privilege
+from bot.events import (
+    CommunityRef,
+    Destination,
+    Inbound,
+    MemberRef,
+    Outbound,
+    Platform,
+    Privilege,
+)
 from bot.outbox import Outbox
-from bot.ports import Adapter, AdapterHost, Capabilities
+from bot.ports import Adapter, AdapterHost, Capabilities, DeliveryUncertain
 from bot.router import Router
 from bot.settings import load_settings
 from bot.storage.store import Store
@@ -39,12 +47,14 @@ class RecordingAdapter(Adapter):
     some destinations, and drops a repeated idempotency key as a real adapter should."""
 
     def __init__(self, platform: Platform, crash_after: int | None = None,
-                 refuse: set[str] | None = None, max_length: int = 2000) -> None:
+                 refuse: set[str] | None = None, max_length: int = 2000,
+                 unsure: set[str] | None = None) -> None:
         self.platform = platform
         self.capabilities = Capabilities(max_message_length=max_length)
         self.sent: list[Outbound] = []
         self.crash_after = crash_after
         self.refuse = refuse or set()
+        self.unsure = unsure or set()  # where the platform cannot say whether a post landed
         self._seen_keys: dict[str, list[str]] = {}
 
     async def start(self, host: AdapterHost) -> None:
@@ -58,6 +68,9 @@ class RecordingAdapter(Adapter):
         where = (dest.channel_id or dest.user_id or "") if dest else ""
         if where in self.refuse:
             raise RuntimeError(f"403 forbidden: cannot post to {where}")
+        if where in self.unsure and outbound.idempotency_key and \
+                not outbound.idempotency_key.endswith(":resend"):
+            raise DeliveryUncertain("no answer from the platform")
         if self.crash_after is not None and len(self.sent) >= self.crash_after:
             raise SimulatedCrash(f"crashed after {self.crash_after} sends")
         key = outbound.idempotency_key
@@ -70,8 +83,13 @@ class RecordingAdapter(Adapter):
         return ids
 
     def to(self, where: str) -> list[Outbound]:
+        def places(dest: Destination) -> tuple[str | None, ...]:
+            # A private notice to a member goes to their DMs; its channel is a fallback only.
+            return (dest.user_id,) if dest.user_id else (dest.channel_id,)
+
         return [o for o in self.sent if o.destination is not None
-                and where in (o.destination.channel_id, o.destination.user_id)]
+                and where in (places(o.destination) if o.private
+                              else (o.destination.channel_id, o.destination.user_id))]
 
 
 Build = Callable[..., Awaitable[CampaignFeature]]

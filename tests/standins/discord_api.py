@@ -3,9 +3,11 @@ real discord.py talks to, with a Python control API to inject events and faults 
 what the bot sent, and when.
 
 It keeps the rules the adapter must live by: 2000-character messages, nonce de-duplication
-(`enforce_nonce`), the 3-second interaction acknowledgement window, 429s with `retry_after`
-and a `Via` header, and a gateway that buffers events while the bot is away and replays
-them on RESUME.
+(`enforce_nonce`, for a few minutes only; a nonce is never shown again, not even in the channel
+history), channel history read back newest first (403 Missing Access without the right), DMs
+refused with 403 / 50007 for a member who takes none, the 3-second interaction
+acknowledgement window, 429s with `retry_after` and a `Via` header, and a gateway that
+buffers events while the bot is away and replays them on RESUME.
 """
 
 from __future__ import annotations
@@ -95,8 +97,9 @@ class Fault:
     method: str
     path_prefix: str
     remaining: int
-    kind: str  # "429" | "502-after-create"
-    retry_after: float = 0.5
+    kind: str  # "429" | "502-after-create" | "slow-after-create"
+    retry_after: float = 0.5  # 429: what Discord asks; slow-after-create: the answer's delay
+    skip: int = 0  # matching requests let through untouched first
 
 
 class DiscordStandIn:
@@ -138,7 +141,12 @@ class DiscordStandIn:
         self.interactions: dict[str, Interaction] = {}
         self.sessions: dict[str, Session] = {}
         self.messages: dict[str, dict[str, Any]] = {}
-        self._nonces: dict[tuple[str, str], str] = {}
+        self._nonces: dict[tuple[str, str], tuple[str, float]] = {}
+        # Discord de-duplicates an enforced nonce "in the past few minutes" only.
+        self.nonce_window_s = 300.0
+        self.holding = 0  # answers held back by slow_after_create
+        self.history_denied: set[str] = set()  # channels whose history the bot may not read
+        self.dm_refused: set[str] = set()  # members who take no DMs (or blocked the bot)
         self._faults: list[Fault] = []
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
@@ -203,6 +211,14 @@ class DiscordStandIn:
     def fail_after_create(self, method: str, path_prefix: str, times: int = 1) -> None:
         """Create the message but answer 502, as a proxy losing the response would."""
         self._faults.append(Fault(method, path_prefix, times, "502-after-create"))
+
+    def slow_after_create(self, method: str, path_prefix: str, seconds: float,
+                          times: int = 1, after: int = 0) -> None:
+        """After `after` matching requests, create the message, then take `seconds` to answer
+        (a slow way back): a bot killed meanwhile has posted without learning the message's
+        id. `holding` counts the answers held."""
+        self._faults.append(Fault(method, path_prefix, times, "slow-after-create", seconds,
+                                  skip=after))
 
     async def close_gateway(self, code: int = 4000) -> None:
         """Drop every gateway connection with a resumable close code."""
@@ -505,6 +521,9 @@ class DiscordStandIn:
         for fault in self._faults:
             if (fault.kind == kind and fault.remaining > 0 and fault.method == method
                     and path.startswith(fault.path_prefix)):
+                if fault.skip > 0:
+                    fault.skip -= 1
+                    continue
                 fault.remaining -= 1
                 return fault
         return None
@@ -530,6 +549,9 @@ class DiscordStandIn:
         if parts[0] == "channels" and len(parts) == 3 and parts[2] == "messages" \
                 and method == "POST":
             return await self._create_message(request, parts[1], path)
+        if parts[0] == "channels" and len(parts) == 3 and parts[2] == "messages" \
+                and method == "GET":
+            return self._history(parts[1], request.query)
         if parts[0] == "channels" and len(parts) == 3 and parts[2] == "typing":
             self.typing.append((parts[1], time.monotonic()))
             return web.Response(status=204)
@@ -548,6 +570,22 @@ class DiscordStandIn:
             return handled
         return _json({"message": f"404: Not Found {method} {path}", "code": 0},
                                  status=404)
+
+    def _history(self, channel_id: str, query: Any) -> web.Response:
+        """GET /channels/{id}/messages: newest first, `before` / `after` / `limit` (1-100)."""
+        if channel_id in self.history_denied:
+            return _json({"message": "Missing Access", "code": 50001}, status=403)
+        limit = int(query.get("limit", 50))
+        if not 1 <= limit <= 100:
+            return _form_error("limit", "Must be between 1 and 100.")
+        found = [m for m in self.messages.values() if m["channel_id"] == channel_id]
+        if "after" in query:
+            found = [m for m in found if int(m["id"]) > int(query["after"])]
+            found = sorted(found, key=lambda m: int(m["id"]))[:limit]
+        if "before" in query:
+            found = [m for m in found if int(m["id"]) < int(query["before"])]
+        found = sorted(found, key=lambda m: int(m["id"]), reverse=True)[:limit]
+        return _json([{k: v for k, v in m.items() if k != "nonce"} for m in found])
 
     def _app_info(self) -> dict[str, Any]:
         return {"id": self.application_id, "name": "Shopkeep", "description": "", "icon": None,
@@ -605,14 +643,26 @@ class DiscordStandIn:
         error = _check_content(body, files)
         if error is not None:
             return error
+        recipient = next((str(c["recipients"][0]["id"]) for c in self.channels.values()
+                          if c["id"] == channel_id and c.get("type") == 1), None)
+        if recipient is not None and recipient in self.dm_refused:
+            return _json({"message": "Cannot send messages to this user", "code": 50007},
+                         status=403)
         nonce = body.get("nonce")
-        if nonce and body.get("enforce_nonce") and (channel_id, nonce) in self._nonces:
-            return _json(self.messages[self._nonces[(channel_id, nonce)]])
+        seen = self._nonces.get((channel_id, str(nonce))) if nonce else None
+        if seen and body.get("enforce_nonce") and \
+                time.monotonic() - seen[1] < self.nonce_window_s:
+            return _json(self.messages[seen[0]])
         _sent, msg = self._record("message", channel_id, body, files)
         if nonce:
-            self._nonces[(channel_id, nonce)] = msg["id"]
+            self._nonces[(channel_id, str(nonce))] = (msg["id"], time.monotonic())
         if self._fault("POST", path, "502-after-create") is not None:
             return _json({"message": "502: Bad Gateway"}, status=502)
+        slow = self._fault("POST", path, "slow-after-create")
+        if slow is not None:
+            self.holding += 1
+            await asyncio.sleep(slow.retry_after)
+            self.holding -= 1
         return _json(msg)
 
     async def _callback(self, request: web.Request, token: str) -> web.Response:

@@ -2,8 +2,9 @@
 
 It keeps the semantics the adapter relies on: long-polled `getUpdates` that forgets updates
 below the offset it is given, the 4096-character limit counted after HTML parsing, HTML
-that must parse, 429 `retry_after` answers past the flood limits, 403 for a member who never
-opened a chat with the bot, and files behind `getFile`; joins, leaves and invite links
+that must parse (links become `text_link` / `text_mention` entities), 429 `retry_after`
+answers past the flood limits, 403 for a member who never opened a chat with the bot or
+blocked it, and files behind `getFile`; joins, leaves and invite links
 come from `telegram_members`. Tests drive it through its control
 API: the Python methods below (`message`, `callback`, `fail`, `wait_for`, ...) or the same
 over HTTP under `/_control/`.
@@ -53,6 +54,7 @@ class Sent:
     file_name: str | None = None
     file_data: bytes = b""
     edits: list[str] = field(default_factory=list)
+    entities: list[dict[str, Any]] = field(default_factory=list)  # from the HTML, as Telegram
 
 
 @dataclass
@@ -70,24 +72,46 @@ class _HtmlText(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.text: list[str] = []
         self.stack: list[str] = []
+        self.entities: list[dict[str, Any]] = []
+        self._links: list[tuple[int, str]] = []
+
+    def _offset(self) -> int:  # Telegram counts entity offsets in UTF-16 code units
+        return len("".join(self.text).encode("utf-16-le")) // 2
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag not in _HTML_TAGS:
             raise ApiError(400, f"Bad Request: can't parse entities: unsupported start tag "
                                 f"\"{tag}\"")
+        if tag == "a":
+            self._links.append((self._offset(), dict(attrs).get("href") or ""))
         self.stack.append(tag)
 
     def handle_endtag(self, tag: str) -> None:
         if not self.stack or self.stack.pop() != tag:
             raise ApiError(400, f"Bad Request: can't parse entities: unmatched end tag \"{tag}\"")
+        if tag == "a":
+            start, href = self._links.pop()
+            length = self._offset() - start
+            user = re.fullmatch(r"tg://user\?id=(\d+)", href)
+            if user:
+                self.entities.append({"type": "text_mention", "offset": start,
+                                      "length": length, "user": {"id": int(user.group(1))}})
+            elif href:
+                self.entities.append({"type": "text_link", "offset": start, "length": length,
+                                      "url": href})
 
     def handle_data(self, data: str) -> None:
         self.text.append(data)
 
 
 def visible_text(raw: str, parse_mode: str | None) -> str:
+    return parse_text(raw, parse_mode)[0]
+
+
+def parse_text(raw: str, parse_mode: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """The visible text and the entities (links, mentions) Telegram makes of `raw`."""
     if (parse_mode or "").upper() != "HTML":
-        return raw
+        return raw, []
     if _BARE_AMP.search(raw):
         raise ApiError(400, "Bad Request: can't parse entities: unsupported entity")
     parser = _HtmlText()
@@ -95,7 +119,7 @@ def visible_text(raw: str, parse_mode: str | None) -> str:
     parser.close()
     if parser.stack:
         raise ApiError(400, f"Bad Request: can't parse entities: unclosed <{parser.stack[-1]}>")
-    return "".join(parser.text)
+    return "".join(parser.text), parser.entities
 
 
 class TelegramStandIn(MemberEvents):
@@ -122,12 +146,15 @@ class TelegramStandIn(MemberEvents):
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.admins: dict[int, dict[int, str]] = defaultdict(dict)
         self.dm_open: set[int] = set()  # members who started a chat with the bot
+        self.blocked: set[int] = set()  # members who blocked the bot
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
         self.files: dict[str, tuple[str, bytes]] = {}
         self._chats: dict[int, dict[str, Any]] = {}
         self._users: dict[int, dict[str, Any]] = {}
-        self._faults: dict[str, deque[Fault]] = defaultdict(deque)
+        self._faults: dict[str, deque[Fault | None]] = defaultdict(deque)
+        self._latency: deque[float | None] = deque()
+        self.on_the_way = 0  # requests held by slow_next: sent by the bot, not yet handled
         self._sends: dict[int | str, deque[float]] = defaultdict(deque)
         self._all_sends: deque[float] = deque()
         self._update_ids = itertools.count(1)
@@ -177,11 +204,17 @@ class TelegramStandIn(MemberEvents):
         return chat
 
     def private(self, user_id: int) -> dict[str, Any]:
+        """The member opens (or, after blocking the bot, restarts) a chat with the bot."""
         self.dm_open.add(user_id)
+        self.blocked.discard(user_id)
         chat = {"id": user_id, "type": "private",
                 "first_name": self._users.get(user_id, {}).get("first_name", "member")}
         self._chats[user_id] = chat
         return chat
+
+    def block(self, user_id: int) -> None:
+        """The member blocks the bot: private messages to them are refused from now on."""
+        self.blocked.add(user_id)
 
     def set_admin(self, chat_id: int, user_id: int, status: str = "administrator") -> None:
         self.admins[chat_id][user_id] = status
@@ -193,6 +226,9 @@ class TelegramStandIn(MemberEvents):
         """Queue a member's message; returns its update_id."""
         chat = self._chats.get(chat_id) or (self.private(chat_id) if chat_id > 0
                                             else self.group(chat_id))
+        if chat_id > 0:  # writing to the bot opens the chat (and ends a block)
+            self.dm_open.add(chat_id)
+            self.blocked.discard(chat_id)
         user = self._users.get(user_id) or self.user(user_id)
         msg: dict[str, Any] = {"message_id": message_id or next(self._message_ids),
                                "date": int(time.time()), "chat": chat, "from": user, **extra}
@@ -245,11 +281,18 @@ class TelegramStandIn(MemberEvents):
 
     def fail(self, method: str, code: int = 500, description: str = "Internal Server Error",
              times: int = 1, retry_after: int | None = None,
-             migrate_to: int | None = None) -> None:
-        """The next `times` calls of `method` fail with this error (`migrate_to`: the group
-        became the supergroup with this id)."""
+             migrate_to: int | None = None, after: int = 0) -> None:
+        """The next `times` calls of `method` (after `after` more that succeed) fail with this
+        error (`migrate_to`: the group became the supergroup with this id)."""
+        self._faults[method].extend([None] * after)
         for _ in range(times):
             self._faults[method].append(Fault(code, description, retry_after, migrate_to))
+
+    def slow_next(self, seconds: float, times: int = 1, after: int = 0) -> None:
+        """The next `times` sending calls (after `after` more that are not slowed) take
+        `seconds` on the way in: Telegram handles them (flood windows, posting) and answers
+        only then, as over a slow network — even when the bot has gone meanwhile."""
+        self._latency.extend([None] * after + [seconds] * times)
 
     # Control: reading what the bot did
 
@@ -282,9 +325,17 @@ class TelegramStandIn(MemberEvents):
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
             params = await _params(request)
+            delay = self._latency.popleft() if method in _SEND_METHODS and self._latency \
+                else None
+            if delay is not None:
+                self.on_the_way += 1
+                try:
+                    await asyncio.sleep(delay)
+                finally:
+                    self.on_the_way -= 1
             self.calls[method] += 1
-            if self._faults[method]:
-                fault = self._faults[method].popleft()
+            fault = self._faults[method].popleft() if self._faults[method] else None
+            if fault is not None:
                 raise ApiError(fault.code, fault.description, fault.retry_after,
                                fault.migrate_to)
             handler = getattr(self, f"_m_{method}", None)
@@ -342,14 +393,14 @@ class TelegramStandIn(MemberEvents):
 
     async def _m_sendMessage(self, p: dict[str, Any]) -> dict[str, Any]:
         chat_id = self._chat_for_send(p)
-        text = visible_text(str(p.get("text", "")), p.get("parse_mode"))
+        text, entities = parse_text(str(p.get("text", "")), p.get("parse_mode"))
         if not text.strip():
             raise ApiError(400, "Bad Request: message text is empty")
         if len(text) > TEXT_LIMIT:
             raise ApiError(400, "Bad Request: message is too long")
         self._flood(chat_id)
         return self._record(Sent("sendMessage", chat_id, next(self._message_ids), text,
-                                 str(p["text"]), **self._common(p)))
+                                 str(p["text"]), entities=entities, **self._common(p)))
 
     async def _m_sendDocument(self, p: dict[str, Any]) -> dict[str, Any]:
         return await self._send_file("sendDocument", "document", p)
@@ -454,6 +505,8 @@ class TelegramStandIn(MemberEvents):
         if raw is None:
             raise ApiError(400, "Bad Request: chat_id is empty")
         chat_id: int | str = int(raw) if str(raw).lstrip("-").isdigit() else str(raw)
+        if isinstance(chat_id, int) and chat_id > 0 and chat_id in self.blocked:
+            raise ApiError(403, "Forbidden: bot was blocked by the user")
         if isinstance(chat_id, int) and chat_id > 0 and chat_id not in self.dm_open:
             raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
         return chat_id
