@@ -20,6 +20,7 @@ from bot.ops.metrics import record_campaign_run
 from bot.outbox import Outbox
 from bot.storage.keys import Keys
 from bot.storage.store import Store
+from bot.tenancy.places import approved_channels
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +128,16 @@ class CampaignRunner:
 
         progress = Progress(len(channels) + len(members), report)
         resumed = sum(1 for d in done.values() if d.status == "sent")
+        # A community revoked since the campaign was made is not served any more.
+        served = await approved_channels(self.store.redis, merchant,
+                                         [t.key for t in channels], unknown_ok=True)
         for target in channels:
             assert target.platform is not None
+            prior = done.get(target.key)
+            if target.key not in served and (prior is None or prior.status != "sent"):
+                await progress.add(await self._record(campaign, run_id, Delivery(
+                    target.key, "skipped", detail="its community is not connected to the shop")))
+                continue
             await progress.add(await self._send(campaign, run_id, target.key,
                                                 target.destination(), text, done))
         for member in members:

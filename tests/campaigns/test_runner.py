@@ -13,6 +13,7 @@ from bot.campaigns.models import Campaign, ScheduleSpec, parse_targets
 from bot.events import Platform
 from bot.profiles.model import Profile
 from tests.campaigns.conftest import Build, RecordingAdapter, SimulatedCrash
+from tests.support.tenancy import approve
 
 RUN = "2026-05-01T09:00:00+00:00"
 TEXT = "Spring tents are in! Come and see the Trailhead 2P."
@@ -28,6 +29,8 @@ async def add_campaign(feature: CampaignFeature, name: str = "spring",
         approved_text=TEXT if approved else "", draft_text=TEXT, paused=paused,
         auto_approve=auto, notify_platform="discord", notify_user="mod", created_at=time.time())
     await feature.repo.create(campaign)
+    await approve(feature.core.store.redis, *(  # the shop's own Telegram groups
+        f"telegram:{t.channel_id}" for t in campaign.targets if t.platform == Platform.TELEGRAM))
     return campaign
 
 
