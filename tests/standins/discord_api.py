@@ -245,7 +245,9 @@ class DiscordStandIn:
             "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None,
             "rate_limit_per_user": 0, "topic": None, "last_message_id": None}
         self.others[guild.id] = guild
-        await self.dispatch("GUILD_CREATE", self._other_guild(guild), guild.id)
+        joined = self._other_guild(guild)
+        del joined["unavailable"]  # a join, unlike a guild of READY becoming available
+        await self.dispatch("GUILD_CREATE", joined, guild.id)
         return guild
 
     # Injecting events
