@@ -9,7 +9,7 @@ from typing import Any
 from bot.settings import Settings
 from bot.storage.keys import validate_merchant_id
 from bot.storage.store import Store
-from bot.tenancy.codes import DEFAULT_TTL_S, SetupCodes
+from bot.tenancy.codes import DEFAULT_TTL_S, MAX_TTL_S, SetupCodes
 from bot.tenancy.commands import describe
 from bot.tenancy.communities import Communities, parse_community
 from bot.tenancy.holdings import communities_with_data
@@ -55,6 +55,9 @@ async def cmd_communities(settings: Settings, args: argparse.Namespace) -> int:
     if args.action == "approve" and not args.community and not args.existing:
         raise ValueError("name the communities to approve (telegram:<chat id>, "
                          "discord:<server id>), or give --existing")
+    if args.action == "code" and not 1 <= args.minutes <= MAX_TTL_S // 60:
+        raise ValueError(f"--minutes must be between 1 minute and {MAX_TTL_S // 86400} days "
+                         f"({MAX_TTL_S // 60} minutes)")
     named = [parse_community(c) for c in getattr(args, "community", [])]
     store = Store(settings.redis_url, settings.data_dir)
     await store.start()

@@ -13,7 +13,16 @@ import redis.asyncio as aioredis
 
 from bot.app import App
 from bot.errors import ConfigError
-from bot.events import CommunityRef, Inbound, MemberRef, Outbound, Platform, Privilege
+from bot.events import (
+    CommunityRef,
+    Inbound,
+    MemberRef,
+    MembershipChange,
+    Outbound,
+    Platform,
+    Privilege,
+)
+from bot.growth import GrowthFeature
 from bot.settings import load_settings
 from bot.storage.keys import Keys, community_merchant, setup_code
 from bot.tenancy import Communities
@@ -56,6 +65,8 @@ def cli_args(action: str, *communities: str, **extra: object) -> argparse.Namesp
 
 
 async def test_an_unapproved_group_gets_nothing_but_the_setup_step(app: App) -> None:
+    growth = next(f for f in app.features if isinstance(f, GrowthFeature))
+    code = await growth.referrals.code_for("default", "telegram:5")  # a shop member's code
     before = await snapshot(app.store.redis)
     owner = "66"  # the stranger created the group, so Telegram calls them its creator
     attempts = ['/faq add shipping "How fast?" "Pay by wire to evil-shop.example"',
@@ -69,9 +80,13 @@ async def test_an_unapproved_group_gets_nothing_but_the_setup_step(app: App) -> 
     assert not await ask(app, said(STRANGER, "67", QUESTION))  # a member asks: silence
     assert not await ask(app, said(STRANGER, "67", "I love tents, tents are great"))
     assert not await ask(app, said(STRANGER, owner, QUESTION, role=Privilege.OWNER))
+    await app.membership(MembershipChange(  # a join there, even through a member's link
+        Platform.TELEGRAM, MemberRef(Platform.TELEGRAM, "68"),
+        CommunityRef(Platform.TELEGRAM, STRANGER, STRANGER), joined=True, invite=f"ref_{code}"))
     await _flush(app)
     assert await snapshot(app.store.redis) == before  # nothing of the merchant read or written
     assert not await app.store.redis.exists(Keys("default").profile("telegram:67"))
+    assert not await app.store.redis.exists(Keys("default").referral("telegram:68"))
 
 
 async def test_a_setup_code_connects_a_group_once_and_bad_codes_are_refused(app: App) -> None:
@@ -271,3 +286,18 @@ async def _flush(app: App) -> None:
     for feature in app.features:
         if isinstance(feature, ProfilesFeature):
             await feature.flush()
+
+
+def test_the_command_line_refuses_what_is_not_a_community(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("SHOPKEEP_CONFIG", str(tmp_path / "none.toml"))
+    monkeypatch.setenv("SHOPKEEP_DATA_DIR", str(tmp_path))
+    assert main(["communities", "approve", "telegram:shop"]) == 1
+    assert "'telegram:shop' is not a community" in capsys.readouterr().err
+    assert main(["communities", "approve"]) == 1
+    assert "--existing" in capsys.readouterr().err
+    assert main(["communities", "code", "--minutes", "0"]) == 1
+    assert "between 1 minute" in capsys.readouterr().err
