@@ -136,8 +136,8 @@ class Router:
         return _normalise(result, inbound, spec.private)
 
     async def _unapproved(self, inbound: Inbound) -> list[Outbound]:
-        """A community no merchant approved: the setup command runs (with the author's
-        platform role, which it checks itself); anything else is ignored — no answer, no
+        """A community no merchant approved: the setup command runs (its privilege checked
+        against the author's platform role there); anything else is ignored — no answer, no
         observation — except one short hint to the first admin who addresses the bot."""
         if self._before_approval(inbound):
             return await self._run_command(inbound, self.tenancy.default_merchant,
