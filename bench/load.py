@@ -111,6 +111,10 @@ class StandIns:
         await self.tg.stop()
         await self.dc.stop()
 
+    def communities(self) -> list[str]:
+        """The groups and the server the crowd writes in: the shop's own, approved."""
+        return [f"telegram:{chat}" for chat in self.groups] + [f"discord:{self.dc.guild_id}"]
+
     async def send(self, rng: random.Random, question: bool, load: Load) -> None:
         text = rng.choice(QUESTIONS if question else CHATTER)
         member = rng.randrange(self.members)
@@ -159,6 +163,9 @@ class CoreOnly:
 
     async def start(self) -> list[Any]:
         return []
+
+    def communities(self) -> list[str]:
+        return [f"telegram:{n}" for n in range(self.groups)]
 
     async def stop(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -224,7 +231,8 @@ async def run(args: argparse.Namespace, lm: LMClient | None = None) -> dict[str,
     settings = load_settings(data_dir=data_dir, demo_shop=True,
                              member_messages_per_minute=args.member_limit,
                              community_messages_per_minute=100_000,
-                             reply_mode=args.reply_mode)
+                             reply_mode=args.reply_mode,
+                             communities=transport.communities())
     owns_lm = lm is None
     started = time.perf_counter()
     if lm is None:

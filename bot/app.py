@@ -13,7 +13,7 @@ from bot.commands.registry import CommandRegistry, CommandSpec
 from bot.commerce.feature import CommerceFeature, OrdersFirst
 from bot.core import Core, Feature
 from bot.demo import load_demo_if_empty
-from bot.events import Inbound, MembershipChange, Outbound
+from bot.events import CommunityRef, Inbound, MembershipChange, Outbound
 from bot.growth import GrowthFeature
 from bot.knowledge.feature import KnowledgeFeature
 from bot.ops.instrument import InstrumentedLM
@@ -26,6 +26,7 @@ from bot.router import ConversationHandler, MessageObserver, Router
 from bot.settings import Settings
 from bot.storage.store import Store
 from bot.tenancy import Tenancy
+from bot.tenancy.feature import TenancyFeature
 from lm_service.api import GenerationRequest, GenerationResult, LMClient
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class _Builtins:
 def build_features(core: Core) -> list[Feature]:
     """Every feature of the product, in start order. A feature that answers members is a
     `ConversationHandler`; one that learns from every message is a `MessageObserver`."""
-    features: list[Feature] = [_Builtins(core)]
+    features: list[Feature] = [_Builtins(core), TenancyFeature(core)]  # /setup, /community
     replies = ReplyPipeline(core)
     features += [KnowledgeFeature(core), replies]  # /faq, /catalog; answers
     features.append(OpsFeature(core))  # /healthz /readyz /metrics when metrics_port is set
@@ -145,7 +146,9 @@ class App:
 
     async def membership(self, change: MembershipChange) -> None:
         """A join or leave from an adapter, handed to every feature that follows them."""
-        merchant = await self.tenancy.merchant_of(change.community, change.merchant)
+        merchant = await self.tenancy.merchant_serving(change.community, change.merchant)
+        if merchant is None:
+            return  # a community no merchant approved: nothing is recorded
         for feature in self.features:
             follower = getattr(feature, "member_changed", None)
             if follower is None:
@@ -155,6 +158,10 @@ class App:
             except Exception:
                 log.exception("%s could not record %s %s", type(feature).__name__,
                               change.member.key, "joining" if change.joined else "leaving")
+
+    async def community_moved(self, old: CommunityRef, new: CommunityRef) -> None:
+        """A community got a new id on its platform (what adapters call)."""
+        await self.tenancy.community_moved(old, new)
 
     @property
     def commands(self) -> list[CommandSpec]:

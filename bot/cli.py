@@ -22,6 +22,7 @@ from bot.growth import cli as growth_cli
 from bot.knowledge import cli as knowledge_cli
 from bot.profiles import cli as profiles_cli
 from bot.settings import Settings, load_settings
+from bot.tenancy import cli as tenancy_cli
 
 log = logging.getLogger("shopkeep")
 
@@ -35,6 +36,7 @@ Start here:
   shopkeep ask "do you ship to Canada?" --json
   shopkeep import faq my-faq.yaml   load your own FAQ (YAML, JSON or CSV)
   shopkeep sync                     read the catalog from your WooCommerce or Shopify store
+  shopkeep communities code         a code that connects your group or server (/setup CODE)
 
 Settings come from SHOPKEEP_* environment variables or shopkeep.toml; see the README.
 """
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     profiles_cli.add_parser(sub)  # shopkeep import history FILE (joins `import`)
     growth_cli.add_parser(sub)  # shopkeep stats
     commerce_cli.add_parser(sub)  # shopkeep sync
+    tenancy_cli.add_parser(sub)  # shopkeep communities list|code|approve|revoke
 
     return parser
 
@@ -112,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"shopkeep: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings, quiet=args.command in ("ask", "import", "stats", "sync"))
+    _configure_logging(settings, quiet=args.command in ("ask", "import", "stats", "sync",
+                                                            "communities"))
     handler = COMMANDS[args.command]
     try:
         return asyncio.run(handler(settings, args))
@@ -254,6 +258,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "import": knowledge_cli.cmd_import,
     "stats": growth_cli.cmd_stats,
     "sync": commerce_cli.cmd_sync,
+    "communities": tenancy_cli.cmd_communities,
 }
 COMMANDS["import"] = profiles_cli.with_history(COMMANDS.get("import"))  # + import history
 

@@ -85,7 +85,9 @@ class Inbound:
     """One member message or command, translated from a platform event.
 
     `community` is None for a direct message. `privilege` is what the platform says about the
-    author (guild owner, chat administrator); the core may raise it from merchant settings.
+    author where they wrote (guild owner or permissions, chat creator or administrator): a
+    platform fact, which `bot.tenancy` turns into rights only in a community the merchant
+    approved — never in a direct message, where only `admin_ids` grant any.
     `command` is set when the platform delivers a parsed command; otherwise a text starting
     with `/` is parsed by the core.
     """

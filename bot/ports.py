@@ -27,6 +27,10 @@ class AdapterHost(Protocol):
     async def membership(self, change: MembershipChange) -> None:
         """A member joined or left a community (referral attribution and withdrawal)."""
 
+    async def community_moved(self, old: CommunityRef, new: CommunityRef) -> None:
+        """A community got a new id (a Telegram group became a supergroup): the core moves
+        what it knows about it, approval included."""
+
     @property
     def commands(self) -> Sequence[CommandSpec]: ...
 

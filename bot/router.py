@@ -22,6 +22,7 @@ from lm_service.api import LMBusy, LMTimeout, LMUnavailable
 log = logging.getLogger(__name__)
 
 OBSERVERS_AT_ONCE = 32
+NOT_CONNECTED = "I'm not connected to this community, so I can't help here."
 
 
 class ConversationHandler(Protocol):
@@ -64,9 +65,13 @@ class Router:
 
     async def _handle(self, inbound: Inbound) -> list[Outbound]:
         try:
-            merchant = await self.tenancy.merchant_for(inbound)
+            place = await self.tenancy.place(inbound)
+            if place.merchant is None:
+                self.meter.note("unapproved")
+                return await self._unapproved(inbound)
+            merchant = place.merchant
             if inbound.command is not None or inbound.text.lstrip().startswith("/"):
-                return await self._run_command(inbound, merchant)
+                return await self._run_command(inbound, merchant, place.privilege)
             self._observe(inbound, merchant)
             if self.conversation is None or not await self.tenancy.should_answer(
                 inbound, merchant
@@ -105,33 +110,57 @@ class Router:
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
-    async def _run_command(self, inbound: Inbound, merchant: str) -> list[Outbound]:
+    async def _run_command(self, inbound: Inbound, merchant: str, privilege: Privilege,
+                           approved: bool = True) -> list[Outbound]:
         if inbound.command is not None:
             spec = self.registry.get(inbound.command.name)
             if spec is None:
-                return await self._run_text_command(inbound, merchant, f"/{inbound.command.name}")
-            args = self.registry.coerce(spec, inbound.command.args, inbound.attachments)
+                spec, args = self.registry.parse_text(f"/{inbound.command.name}")
+            else:
+                args = self.registry.coerce(spec, inbound.command.args, inbound.attachments)
         else:
-            return await self._run_text_command(inbound, merchant, inbound.text)
-        return await self._invoke(spec, args, inbound, merchant)
-
-    async def _run_text_command(self, inbound: Inbound, merchant: str,
-                                text: str) -> list[Outbound]:
-        spec, args = self.registry.parse_text(text, inbound.attachments)
-        return await self._invoke(spec, args, inbound, merchant)
+            spec, args = self.registry.parse_text(inbound.text, inbound.attachments)
+        return await self._invoke(spec, args, inbound, merchant, privilege, approved)
 
     async def _invoke(self, spec: CommandSpec, args: dict[str, object], inbound: Inbound,
-                      merchant: str) -> list[Outbound]:
-        privilege = await self.tenancy.privilege_of(inbound, merchant)
+                      merchant: str, privilege: Privilege, approved: bool) -> list[Outbound]:
         if privilege < spec.privilege:
             raise MissingPermission(
                 f"/{spec.name} is for {spec.privilege.name.lower()}s only. "
                 "Type /help to see what you can run."
             )
         ctx = CommandContext(inbound=inbound, merchant=merchant, privilege=privilege,
-                             args=dict(args), keys=self.tenancy.store.keys(merchant))
+                             args=dict(args), keys=self.tenancy.store.keys(merchant),
+                             approved=approved)
         result = await spec.handler(ctx)
         return _normalise(result, inbound, spec.private)
+
+    async def _unapproved(self, inbound: Inbound) -> list[Outbound]:
+        """A community no merchant approved: the setup command runs (its privilege checked
+        against the author's platform role there); anything else is ignored — no answer, no
+        observation — except one short hint to the first admin who addresses the bot."""
+        if self._before_approval(inbound):
+            return await self._run_command(inbound, self.tenancy.default_merchant,
+                                           inbound.privilege, approved=False)
+        hint = await self.tenancy.hint(inbound)
+        if hint:
+            return [_reply(inbound, hint)]
+        if inbound.command is not None:
+            # A platform-parsed command (a Discord slash command) must be answered, or the
+            # member sees it fail: a short line that only they see, never in the channel.
+            return [_reply(inbound, NOT_CONNECTED, private=True)]
+        return []
+
+    def _before_approval(self, inbound: Inbound) -> bool:
+        if inbound.command is not None:
+            name = inbound.command.name
+        elif inbound.text.lstrip().startswith("/"):
+            head = inbound.text.strip()[1:].split(maxsplit=1)
+            name = head[0].split("@", 1)[0].lower() if head else ""
+        else:
+            return False
+        spec = self.registry.get(name)
+        return spec is not None and spec.before_approval
 
     def _observe(self, inbound: Inbound, merchant: str) -> None:
         if not self.observers:

@@ -40,7 +40,8 @@ class Settings(BaseSettings):
         description="Redis connections per process; when all are busy a command waits "
                     "(up to 20 s) for one instead of failing.")
     data_dir: Path = Field(Path("var"), description="Where the embedded Redis and caches live.")
-    merchant: str = Field("default", description="Merchant that unconfigured communities join.")
+    merchant: str = Field("default", description="The merchant this deployment serves: direct "
+                          "messages, SHOPKEEP_COMMUNITIES and the command line act for it.")
     demo_shop: bool = Field(True, description="Load the demo shop when the store is empty.")
 
     # Language models
@@ -91,6 +92,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Accounts always treated as admins, as platform:user_id "
         "(e.g. telegram:12345).",
+    )
+    communities: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Communities approved at start for the merchant, comma-separated: "
+        "telegram:<chat id>, discord:<guild id>. Others get nothing until approved "
+        "(/setup CODE, shopkeep communities approve).",
     )
 
     # Behaviour
@@ -257,6 +264,20 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("communities", mode="before")
+    @classmethod
+    def _split_communities(cls, value: Any) -> Any:
+        from bot.tenancy.communities import COMMUNITY_KEY
+
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            bad = [v for v in value if not COMMUNITY_KEY.match(str(v).strip().lower())]
+            if bad:
+                raise ValueError(f"{bad[0]!r} is not telegram:<chat id> or discord:<guild id>")
+            value = [str(v).strip().lower() for v in value]
+        return value
 
     @field_validator("admin_ids", "deny_list", mode="before")
     @classmethod

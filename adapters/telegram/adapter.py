@@ -31,7 +31,6 @@ from adapters.telegram.translate import (
 from bot.events import CommunityRef, Inbound, Outbound, Platform
 from bot.ports import Adapter, AdapterHost, Capabilities
 from bot.settings import Settings
-from bot.storage.keys import Keys, community_merchant, merchants
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +297,11 @@ class TelegramAdapter(Adapter):
         assert self._members is not None
         message = update.message
         if message is not None and message.migrate_to_chat_id:
-            await migrate_community(self._host, message.chat.id, message.migrate_to_chat_id)
+            # The group became a supergroup with a new id; the core decides what follows it.
+            old, new = message.chat.id, message.migrate_to_chat_id
+            await self._host.community_moved(
+                CommunityRef(Platform.TELEGRAM, str(old), str(old)),
+                CommunityRef(Platform.TELEGRAM, str(new), str(new)))
             return
         if await self._members.handle(update, self._host):
             return  # a join or leave
@@ -366,26 +369,6 @@ class TelegramAdapter(Adapter):
 def webhook_secret(token: str) -> str:
     """Derived from the token so every webhook worker checks the same secret."""
     return hashlib.sha256(f"shopkeep-webhook:{token}".encode()).hexdigest()[:48]
-
-
-async def migrate_community(host: AdapterHost, old_chat: int, new_chat: int) -> None:
-    """A group became a supergroup (new id): keep its merchant and help-channel marks."""
-    old_key, new_key = f"telegram:{old_chat}", f"telegram:{new_chat}"
-    merchant = await host.redis.get(community_merchant(old_key))
-    if merchant:
-        await host.redis.set(community_merchant(new_key), merchant)
-        await host.redis.sadd(Keys(str(merchant)).communities(), new_key)
-    for m in await host.redis.smembers(merchants()):
-        await _rename_help_channels(host, Keys(str(m)), old_key, new_key)
-    log.info("Telegram chat %s migrated to %s", old_chat, new_chat)
-
-
-async def _rename_help_channels(host: AdapterHost, keys: Keys, old: str, new: str) -> None:
-    for channel in await host.redis.smembers(keys.help_channels()):
-        channel = str(channel)
-        if channel == old or channel.startswith(old + ":"):
-            await host.redis.srem(keys.help_channels(), channel)
-            await host.redis.sadd(keys.help_channels(), new + channel[len(old):])
 
 
 def _ignore_outcome(task: asyncio.Future[Any]) -> None:

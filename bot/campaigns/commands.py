@@ -176,7 +176,8 @@ class CampaignCommands:
         return f"Campaign {campaign.name}: {field} updated.{note}"
 
     async def targets(self, ctx: CommandContext, text: str) -> tuple[Target, ...]:
-        """Parse targets typed by a moderator; every channel must be one the bot has seen."""
+        """Parse targets typed by a moderator; every channel must be one the bot has seen in
+        a community the merchant approved."""
         await self.f.note_context(ctx)  # the channel typed in is one the bot has seen
         here = ctx.inbound.community
         parts = []
@@ -195,9 +196,9 @@ class CampaignCommands:
                 continue
             listing = ", ".join(sorted(known)) or "none yet"
             raise UserInputError(
-                f"I don't know the channel {target.key}: I have never seen a message there. "
-                f"Channels I know: {listing}. Run the command in that channel with target "
-                "'here', or check the id.")
+                f"I don't know the channel {target.key}: I have never seen a message there in "
+                f"the communities connected to the shop. Channels I know there: {listing}. Run "
+                "the command in that channel with target 'here', or check the id.")
         return targets
 
     # preview / approve -------------------------------------------------------------------

@@ -71,7 +71,8 @@ class CampaignFeature:
         if inbound.community is None:
             return
         try:
-            await self.repo.note_channel(merchant, inbound.community.channel_key)
+            await self.repo.note_channel(merchant, inbound.community.channel_key,
+                                         inbound.community)
             if looks_like_question(inbound.text) and len(inbound.text) >= 10:
                 await self.repo.note_question(merchant, inbound.text.strip(), inbound.sent_at)
         except Exception:
@@ -84,4 +85,5 @@ class CampaignFeature:
     async def note_context(self, ctx: CommandContext) -> None:
         """A command typed in a channel proves the channel exists: note it as a target."""
         if ctx.inbound.community is not None:
-            await self.repo.note_channel(ctx.merchant, ctx.inbound.community.channel_key)
+            await self.repo.note_channel(ctx.merchant, ctx.inbound.community.channel_key,
+                                         ctx.inbound.community)

@@ -10,8 +10,10 @@ import redis.asyncio as aioredis
 
 from bot.campaigns.models import Campaign, Delivery
 from bot.errors import UserInputError
+from bot.events import CommunityRef
 from bot.storage.keys import Keys
 from bot.storage.store import Store
+from bot.tenancy import places
 
 HISTORY_KEEP = 200  # runs remembered per campaign
 QUESTIONS_KEEP = 200
@@ -137,11 +139,21 @@ class CampaignRepo:
         await self.redis.zrem(Keys(merchant).campaign_dm_log(member_key), run_key)
 
     # Channels, opt-ins and community activity -----------------------------------------
-    async def note_channel(self, merchant: str, channel_key: str) -> None:
-        await self.redis.sadd(Keys(merchant).campaign_channels(), channel_key)
+    async def note_channel(self, merchant: str, channel_key: str,
+                           where: CommunityRef | None = None) -> None:
+        """A channel the bot has seen; `where` (the message's place) also records which
+        community it lies in, so that targets are checked against the approved ones."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(Keys(merchant).campaign_channels(), channel_key)
+            if where is not None:
+                places.note_channel(pipe, merchant, where)
+            await pipe.execute()
 
     async def known_channels(self, merchant: str) -> set[str]:
-        return {str(c) for c in await self.redis.smembers(Keys(merchant).campaign_channels())}
+        """The channels seen that lie in communities the merchant approved: nothing of a
+        community it did not approve is offered as a target (or named in an error)."""
+        seen = {str(c) for c in await self.redis.smembers(Keys(merchant).campaign_channels())}
+        return await places.approved_channels(self.redis, merchant, seen)
 
     async def set_offers(self, merchant: str, member_key: str, opted_in: bool) -> None:
         key = Keys(merchant).offers_opt_in()

@@ -23,6 +23,7 @@ from bot.outbox import Outbox
 from bot.ports import DeliveryUncertain
 from bot.storage.keys import Keys
 from bot.storage.store import Store
+from bot.tenancy.places import approved_channels
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +134,21 @@ class CampaignRunner:
 
         progress = Progress(len(channels) + len(members), report)
         resumed = sum(1 for d in done.values() if d.proven)
-        sends = [functools.partial(self._send, campaign, run_id, t.key, t.destination(), text,
-                                   done) for t in channels]
+        # A community revoked since the campaign was made is not served any more; a target
+        # already begun keeps its record (sent, or uncertain for the moderators to check).
+        served = await approved_channels(self.store.redis, merchant,
+                                         [t.key for t in channels], unknown_ok=True)
+        sends = []
+        for target in channels:
+            assert target.platform is not None
+            prior = done.get(target.key)
+            if target.key not in served and (prior is None
+                                             or prior.status not in ("sent", "uncertain")):
+                await progress.add(await self._record(campaign, run_id, Delivery(
+                    target.key, "skipped", detail="its community is not connected to the shop")))
+                continue
+            sends.append(functools.partial(self._send, campaign, run_id, target.key,
+                                           target.destination(), text, done))
         sends += [functools.partial(self._send_dm, campaign, run_id, m, text, done)
                   for m in members]
         for send in sends:

@@ -53,6 +53,9 @@ class CommandContext:
     privilege: Privilege
     args: dict[str, Any]
     keys: Keys
+    # False only for a `before_approval` command run in a community no merchant approved:
+    # then `merchant` and `keys` are the default merchant's and must not be used.
+    approved: bool = True
 
     @property
     def member_key(self) -> str:
@@ -68,7 +71,8 @@ class CommandSpec:
     """One command. `name` may have two words for a subcommand (`faq add`).
 
     `private` replies are shown only to the caller; `slow` tells adapters the answer may take
-    seconds (Discord defers the interaction at once).
+    seconds (Discord defers the interaction at once); `before_approval` lets it run in a
+    community no merchant has approved yet (the setup step, nothing else).
     """
 
     name: str
@@ -79,6 +83,7 @@ class CommandSpec:
     private: bool = False
     slow: bool = False
     examples: tuple[str, ...] = field(default=())
+    before_approval: bool = False
 
     def __post_init__(self) -> None:
         words = self.name.split()

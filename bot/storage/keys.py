@@ -1,7 +1,8 @@
 """Every Redis key Shopkeep writes, built in one place. Each carries the merchant id.
 
 The only exceptions live under `sk:_global:` and hold routing facts that must be found
-before the merchant is known (which merchant a community belongs to), and the LM service's
+before the merchant is known (which merchant approved a community, a community's pending
+setup request, setup codes), and the LM service's
 request streams under `sk:lm:` (`lm_service/wire.py`: `lm_service` may not import `bot`, and
 model requests carry no merchant data beyond the prompt itself).
 """
@@ -27,6 +28,31 @@ def validate_merchant_id(merchant_id: str) -> str:
 def community_merchant(community_key: str) -> str:
     """Global: which merchant a community (`discord:123`) belongs to."""
     return f"{PREFIX}:_global:community:{community_key}:merchant"
+
+
+def community_request(community_key: str) -> str:
+    """Global: a community's admin asked to be connected (`/setup` without a code): who, when."""
+    return f"{PREFIX}:_global:community:{community_key}:request"
+
+
+def community_requests() -> str:
+    """Global: sorted set of communities waiting for approval (score: when they asked)."""
+    return f"{PREFIX}:_global:community_requests"
+
+
+def community_hinted(community_key: str) -> str:
+    """Global: set once the admins of an unapproved community were told how to set it up."""
+    return f"{PREFIX}:_global:community:{community_key}:hinted"
+
+
+def community_setup_tries(community_key: str) -> str:
+    """Global: wrong setup codes typed in a community this hour (guessing is slowed down)."""
+    return f"{PREFIX}:_global:community:{community_key}:setup_tries"
+
+
+def setup_code(code: str) -> str:
+    """Global: a one-time setup code → the merchant it connects a community to (expires)."""
+    return f"{PREFIX}:_global:setup_code:{code}"
 
 
 def merchants() -> str:
@@ -74,7 +100,17 @@ class Keys:
         return f"{self.root}:help_channels"
 
     def communities(self) -> str:
+        """Set of the community keys this merchant approved (`telegram:-100123`)."""
         return f"{self.root}:communities"
+
+    def community_approvals(self) -> str:
+        """Hash: approved community key → how, by whom and when (JSON), for listing."""
+        return f"{self.root}:community_approvals"
+
+    def channel_communities(self) -> str:
+        """Hash: channel key → the community it belongs to (a Discord channel id alone does
+        not say its guild), so that places can be checked against the approved ones."""
+        return f"{self.root}:channel_communities"
 
     def meta(self) -> str:
         return f"{self.root}:meta"

@@ -12,12 +12,17 @@ import redis.asyncio as aioredis
 from adapters.telegram import TelegramAdapter
 from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import CommandRegistry, CommandSpec
-from bot.events import Inbound, Outbound
+from bot.events import CommunityRef, Inbound, Outbound
 from bot.ports import AdapterHost
 from bot.router import Router
 from bot.storage.store import Store
 from bot.tenancy import Tenancy
 from tests.standins.telegram_api import TelegramStandIn
+from tests.support.tenancy import approve
+
+# The groups the Telegram tests write in are the shop's own: approved for the default merchant
+# by `tg_host`. A stranger's group (tests/adapters/test_telegram_tenancy.py) is not among them.
+SHOP_GROUPS = (-100900, -100901, -1001234, -100555, -100777, -1001, -1002, -1003)
 
 
 class TgCommandHost:
@@ -36,6 +41,9 @@ class TgCommandHost:
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         self.seen.append(inbound)
         return await self.router.handle(inbound)
+
+    async def community_moved(self, old: CommunityRef, new: CommunityRef) -> None:
+        await self.tenancy.community_moved(old, new)
 
     @property
     def commands(self) -> Sequence[CommandSpec]:
@@ -61,6 +69,7 @@ async def tg_host(redis_url: str, redis_client: aioredis.Redis,
     store = Store(redis_url, tmp_path)
     await store.start()
     await store.register_merchant("default")
+    await approve(store.redis, *(f"telegram:{chat}" for chat in SHOP_GROUPS))
     yield TgCommandHost(store, admin_ids=("telegram:999",))
     await store.stop()
 

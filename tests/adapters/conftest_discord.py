@@ -19,11 +19,12 @@ import redis.asyncio as aioredis
 from adapters.discord import DiscordAdapter
 from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandRegistry, CommandSpec
-from bot.events import Button, Citation, MembershipChange, Outbound, Privilege
+from bot.events import Button, Citation, CommunityRef, MembershipChange, Outbound, Privilege
 from bot.router import Router
 from bot.storage.store import Store
 from bot.tenancy import Tenancy
 from tests.standins.discord_api import DiscordStandIn
+from tests.support.tenancy import approve
 
 LONG_SENTENCE = "Our trail tents pitch in five minutes and pack down smaller than a loaf. "
 
@@ -114,6 +115,9 @@ class CoreHost:
     async def membership(self, change: MembershipChange) -> None:
         self.changes.append(change)
 
+    async def community_moved(self, old: CommunityRef, new: CommunityRef) -> None:
+        await self.router.tenancy.community_moved(old, new)
+
     @property
     def commands(self) -> Sequence[CommandSpec]:
         return self.registry.all()
@@ -140,10 +144,11 @@ async def dc_standin() -> AsyncIterator[DiscordStandIn]:
 
 
 @pytest.fixture
-async def dc_host(redis_url: str, redis_client: aioredis.Redis,
-                  tmp_path: Path) -> AsyncIterator[CoreHost]:
+async def dc_host(redis_url: str, redis_client: aioredis.Redis, tmp_path: Path,
+                  dc_standin: DiscordStandIn) -> AsyncIterator[CoreHost]:
     store = Store(redis_url, tmp_path)
     await store.start()
+    await approve(store.redis, f"discord:{dc_standin.guild_id}")  # the shop's own server
     registry = CommandRegistry()
     registry.register_all(BuiltinCommands(registry, store).specs())
     host = CoreHost(Router(registry, Tenancy(store)), registry, store)

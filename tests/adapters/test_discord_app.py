@@ -36,7 +36,8 @@ async def dc_app(dc_standin: DiscordStandIn, redis_url: str, redis_client: aiore
                  tmp_path: Path, dc_model: EmbedMemo) -> AsyncIterator[App]:
     adapter = DiscordAdapter(dc_standin.token, api_url=dc_standin.api_url,
                              gateway_url=dc_standin.gateway_url, guild_ready_timeout=0.1)
-    async with running_app(redis_url, tmp_path, dc_model, adapters=[adapter]) as app:
+    async with running_app(redis_url, tmp_path, dc_model, adapters=[adapter],
+                           communities=[f"discord:{dc_standin.guild_id}"]) as app:
         knowledge = next(f for f in app.features if isinstance(f, KnowledgeFeature))
         await knowledge.load_demo(DEMO, "default")
         yield app

@@ -46,7 +46,8 @@ async def discord_app(standin: DiscordStandIn, redis_url: str, tmp_path: Path,
     for; yields it with the list of every MembershipChange the adapter handed the core."""
     adapter = DiscordAdapter(standin.token, api_url=standin.api_url,
                              gateway_url=standin.gateway_url, guild_ready_timeout=0.1)
-    async with running_app(redis_url, tmp_path, lm, [adapter]) as app:
+    async with running_app(redis_url, tmp_path, lm, [adapter],
+                           communities=[f"discord:{standin.guild_id}"]) as app:
         seen: list[MembershipChange] = []
         membership = app.membership
 

@@ -28,6 +28,7 @@ from tests.standins.telegram_api import TelegramStandIn
 from tests.standins.tls import StandInTLS
 from tests.standins.woocommerce_api import WooCommerceStandIn
 from tests.support.harness import running_app
+from tests.support.tenancy import approve
 
 pytestmark = pytest.mark.slow
 GROUP = -100900
@@ -45,7 +46,7 @@ def store_model(lm_client: LMClient) -> EmbedMemo:
 def store_app(redis_url: str, redis_client: aioredis.Redis, tmp_path: Path,
               store_model: EmbedMemo, store_tls: StandInTLS) -> StoreApp:
     """`async with store_app(adapter, communities, **store settings) as app`: the whole app
-    with a store connected, the given communities belonging to the default merchant."""
+    with a store connected, the given communities approved for the default merchant."""
 
     @asynccontextmanager
     async def make(adapter: Adapter, communities: tuple[str, ...],
@@ -54,7 +55,7 @@ def store_app(redis_url: str, redis_client: aioredis.Redis, tmp_path: Path,
                                store_ca_file=store_tls.ca_file, store_sync_interval_s=0,
                                **settings) as app:
             for community in communities:
-                await app.tenancy.link_community(community, "default")
+                await approve(app.redis, community)
             yield app
             await app.router.drain()
 
@@ -79,7 +80,8 @@ async def test_telegram_group_moves_to_private_and_private_gets_the_order(
         await tg_api.wait_for(lambda: bool(tg_api.sent_to(22)), timeout=60)
         assert tg_api.sent_to(22)[0].text == GO_PRIVATE
         [note] = tg_api.sent_to(GROUP)
-        assert "open a chat with @shopkeep_bot" in note.text
+        assert "open a chat with me" in note.text and "start=private" in note.text
+        assert "1042" not in note.text and EMAIL not in note.text  # no order data in the group
         tg_api.message(22, 22, "where is my order?")
         await tg_api.wait_for(lambda: len(tg_api.sent_to(22)) == 2, timeout=60)
         tg_api.message(22, 22, "1042")

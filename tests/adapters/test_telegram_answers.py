@@ -22,7 +22,8 @@ async def test_a_member_asks_in_a_group_and_gets_a_grounded_answer_with_sources(
     lm_client: LMClient,
 ) -> None:
     adapter = TelegramAdapter(tg_api.token, tg_api.base_url, poll_timeout_s=1)
-    async with running_app(redis_url, tmp_path, lm_client, [adapter]) as app:
+    async with running_app(redis_url, tmp_path, lm_client, [adapter],
+                           communities=[f"telegram:{GROUP}", f"telegram:{FORUM}"]) as app:
         for feature in app.features:  # the demo shop's FAQ and catalog
             loader = getattr(feature, "load_demo", None)
             if loader is not None:

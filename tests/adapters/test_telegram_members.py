@@ -82,7 +82,8 @@ async def test_a_join_through_an_invite_link_made_by_invite_is_a_pending_referra
     tg_api.private(1)  # /invite answers privately
     tg_api.promote_bot(GROUP)
     adapter = TelegramAdapter(tg_api.token, tg_api.base_url, poll_timeout_s=1)
-    async with running_app(redis_url, tmp_path, lm_client, [adapter]) as app:
+    async with running_app(redis_url, tmp_path, lm_client, [adapter],
+                           communities=[f"telegram:{GROUP}"]) as app:
         await _polling(tg_api)
         assert "chat_member" in tg_api.allowed_updates  # or Telegram would never send them
 
@@ -124,7 +125,8 @@ async def test_invite_falls_back_to_the_referral_code_when_telegram_refuses_a_li
     tg_api.promote_bot(GROUP)
     tg_api.fail("createChatInviteLink", 403, "Forbidden: bot was kicked from the supergroup chat")
     adapter = TelegramAdapter(tg_api.token, tg_api.base_url, poll_timeout_s=1)
-    async with running_app(redis_url, tmp_path, lm_client, [adapter]) as app:
+    async with running_app(redis_url, tmp_path, lm_client, [adapter],
+                           communities=[f"telegram:{GROUP}"]) as app:
         tg_api.message(GROUP, 1, "/invite")
         await tg_api.wait_for(lambda: bool(tg_api.sent_to(1)))
         code = await _growth(app).referrals.code_for(M, "telegram:1")

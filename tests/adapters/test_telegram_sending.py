@@ -24,6 +24,7 @@ from bot.ports import DeliveryUncertain
 from bot.storage.keys import Keys, community_merchant
 from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
 from tests.standins.telegram_api import TelegramStandIn
+from tests.support.tenancy import approve
 
 GROUP = -100777
 
@@ -225,7 +226,7 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_merchant_and_help_cha
     tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
 ) -> None:
     redis = tg_host.redis
-    await redis.set(community_merchant("telegram:-42"), "default")
+    await approve(redis, "telegram:-42")
     await redis.sadd(Keys("default").help_channels(), "telegram:-42")
     await tg_adapter()
     tg_api.migrate(-42, -100042, user_id=1)
@@ -236,6 +237,14 @@ async def test_a_group_that_becomes_a_supergroup_keeps_its_merchant_and_help_cha
         await asyncio.sleep(0.05)
     assert await redis.get(community_merchant("telegram:-100042")) == "default"
     assert await redis.smembers(Keys("default").help_channels()) == {"telegram:-100042"}
+    # The approval moved with it: the old id serves nobody, the supergroup is listed.
+    assert await redis.get(community_merchant("telegram:-42")) is None
+    listed = await redis.smembers(Keys("default").communities())
+    assert "telegram:-100042" in listed and "telegram:-42" not in listed
+    tg_api.set_admin(-100042, 5, "administrator")
+    tg_api.message(-100042, 5, "/helpchannel list")  # a moderator there, as before
+    await tg_api.wait_for(lambda: bool(tg_api.sent_to(-100042)))
+    assert "telegram:-100042" in tg_api.sent_to(-100042)[0].text
 
 
 async def test_a_send_to_a_group_that_was_upgraded_goes_to_the_supergroup(

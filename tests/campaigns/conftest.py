@@ -36,6 +36,7 @@ from bot.storage.store import Store
 from bot.tenancy import Tenancy
 from lm_service.api import LMClient
 from tests.support.demo_catalog import seed_demo_catalog
+from tests.support.tenancy import approve
 
 
 class SimulatedCrash(BaseException):
@@ -113,7 +114,8 @@ async def make_feature(redis_url: str, redis_client: aioredis.Redis,
         outbox = Outbox()
         for adapter in adapters or []:
             outbox.attach(adapter)
-        core = Core(settings, store, cast(LMClient, lm), Tenancy(store), CommandRegistry(),
+        core = Core(settings, store, cast(LMClient, lm),
+                    Tenancy(store, settings.merchant, settings.admin_ids), CommandRegistry(),
                     outbox)
         feature = CampaignFeature(core)
         core.registry.register_all(feature.commands())
@@ -137,11 +139,14 @@ def message(text: str, *, user: str = "mod", role: Privilege = Privilege.MODERAT
 
 
 async def say(feature: CampaignFeature, text: str, **kwargs: Any) -> str:
-    """Route one message through the real router with the campaigns feature wired in; returns
-    the replies' text joined."""
+    """Route one message through the real router with the campaigns feature wired in, in a
+    community approved for the default merchant (or a DM); returns the replies' text joined."""
     core = feature.core
+    inbound = message(text, **kwargs)
+    if inbound.community is not None:  # the tests write in the shop's own communities
+        await approve(core.store.redis, inbound.community.key)
     router = Router(core.registry, core.tenancy, observers=[feature])
-    replies = await router.handle(message(text, **kwargs))
+    replies = await router.handle(inbound)
     await router.drain()
     return "\n".join(r.text for r in replies)
 

@@ -82,7 +82,8 @@ async def test_create_shows_five_runs_and_the_round_trip_works(make_feature: Bui
 
 
 async def test_a_channel_the_bot_has_seen_becomes_a_valid_target(make_feature: Build) -> None:
-    feature = await make_feature([RecordingAdapter(Platform.TELEGRAM)])
+    # The moderator writes from a DM, which only a configured admin account may.
+    feature = await make_feature([RecordingAdapter(Platform.TELEGRAM)], admin_ids=["discord:mod"])
     # A member's question in a Telegram group: the observer notes the channel (and question).
     await say(feature, "does the 2P tent fit two people?", user="ann", role=Privilege.MEMBER,
               platform=Platform.TELEGRAM, channel="-100777", community="-100777")

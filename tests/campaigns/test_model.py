@@ -14,6 +14,7 @@ from bot.persona import Persona, save_persona
 from lm_service.api import LMClient
 from tests.campaigns.conftest import Build, RecordingAdapter, load_catalog, message, say
 from tests.campaigns.test_runner import RUN, add_campaign
+from tests.support.tenancy import approve
 
 pytestmark = pytest.mark.slow
 TENT_LINE = ("• Trailhead 2P Tent — $329.00 — "
@@ -60,6 +61,7 @@ async def test_post_draft_is_private_with_buttons(make_feature: Build,
     from bot.router import Router
 
     core = feature.core
+    await approve(core.store.redis, "discord:guild-1")  # the shop's own server
     replies = await Router(core.registry, core.tenancy).handle(
         message("/post draft question tents"))  # the shortest kind: keeps the test quick
     assert len(replies) == 1

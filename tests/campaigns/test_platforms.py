@@ -20,6 +20,7 @@ from tests.campaigns.conftest import Build, say, wait_until
 from tests.campaigns.test_scheduler import soon
 from tests.standins.discord_api import DiscordStandIn
 from tests.standins.telegram_api import TelegramStandIn
+from tests.support.tenancy import approve
 
 GROUP = -100500
 POST = "Spring tents are in: the Trailhead 2P pitches in five minutes."
@@ -60,7 +61,9 @@ async def test_a_due_campaign_posts_to_discord_and_telegram_standins(
     discord = DiscordAdapter(dc_api.token, api_url=dc_api.api_url,
                              gateway_url=dc_api.gateway_url, guild_ready_timeout=0.1)
     telegram = TelegramAdapter(tg_api.token, tg_api.base_url, poll_timeout_s=1)
-    feature = await make_feature([discord, telegram])
+    # The moderator also writes from DMs, which only a configured admin account may.
+    feature = await make_feature([discord, telegram], admin_ids=["discord:mod"])
+    await approve(feature.core.store.redis, f"discord:{dc_api.guild_id}", f"telegram:{GROUP}")
     host = Host(feature)
     await discord.start(host)
     await telegram.start(host)

@@ -10,9 +10,11 @@ import pytest
 
 from bot.campaigns import CampaignFeature
 from bot.campaigns.models import Campaign, ScheduleSpec, parse_targets
-from bot.events import Platform
+from bot.events import CommunityRef, Platform
 from bot.profiles.model import Profile
+from bot.tenancy import Communities
 from tests.campaigns.conftest import Build, RecordingAdapter, SimulatedCrash
+from tests.support.tenancy import approve
 
 RUN = "2026-05-01T09:00:00+00:00"
 TEXT = "Spring tents are in! Come and see the Trailhead 2P."
@@ -28,6 +30,8 @@ async def add_campaign(feature: CampaignFeature, name: str = "spring",
         approved_text=TEXT if approved else "", draft_text=TEXT, paused=paused,
         auto_approve=auto, notify_platform="discord", notify_user="mod", created_at=time.time())
     await feature.repo.create(campaign)
+    await approve(feature.core.store.redis, *(  # the shop's own Telegram groups
+        f"telegram:{t.channel_id}" for t in campaign.targets if t.platform == Platform.TELEGRAM))
     return campaign
 
 
@@ -54,6 +58,24 @@ async def test_an_approved_run_posts_once_per_target_and_logs_it(
         "discord:chan-1": ("sent", ["discord-1"]), "telegram:-100500": ("sent", ["telegram-1"])}
     info = await feature.repo.run_info("default", "spring", RUN)
     assert (info["status"], info["sent"], info["total"], info["text"]) == ("done", "2", "2", TEXT)
+
+
+async def test_a_run_skips_a_community_revoked_since_the_campaign_was_made(
+        make_feature: Build, adapters: tuple[RecordingAdapter, RecordingAdapter]) -> None:
+    discord, telegram = adapters
+    feature = await make_feature([discord, telegram], start=False)
+    await approve(feature.core.store.redis, "discord:guild-1")
+    # The channel's server is known (a message was seen there) and approved, then revoked.
+    await feature.repo.note_channel("default", "discord:chan-1", CommunityRef(
+        Platform.DISCORD, "guild-1", "chan-1"))
+    campaign = await add_campaign(feature)
+    await Communities(feature.core.store.redis).revoke("default", "telegram:-100500")
+    await Communities(feature.core.store.redis).revoke("default", "discord:guild-1")
+    result = await feature.runner.run(campaign.id, RUN)
+    assert (result.status, result.sent, result.skipped) == ("done", 0, 2)
+    assert discord.sent == telegram.sent == []
+    log = await feature.repo.deliveries("default", "spring", RUN)
+    assert {d.detail for d in log.values()} == {"its community is not connected to the shop"}
 
 
 async def test_unapproved_and_paused_campaigns_do_not_post(

@@ -11,6 +11,7 @@ from bot.campaigns.scheduler import CampaignScheduler
 from bot.events import Platform
 from tests.campaigns.conftest import Build, RecordingAdapter, say, wait_until
 from tests.campaigns.test_runner import TEXT, add_campaign
+from tests.support.tenancy import approve
 
 
 def soon(seconds: float) -> str:
@@ -23,6 +24,7 @@ async def test_a_due_campaign_posts_its_approved_text_to_both_platforms(
     discord, telegram = RecordingAdapter(Platform.DISCORD), RecordingAdapter(Platform.TELEGRAM)
     feature = await make_feature([discord, telegram])
     await feature.repo.note_channel("default", "telegram:-100500")
+    await approve(feature.core.store.redis, "telegram:-100500")  # the shop's own group
     created = await say(feature, f'/campaign create spring {soon(2)} here,telegram:-100500 '
                         '"Spring tents are here"')
     assert "Campaign spring created" in created and "Nothing posts until" in created

@@ -15,9 +15,10 @@ from hypothesis import strategies as st
 from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import CommandRegistry
 from bot.errors import UserInputError
-from bot.events import Inbound, MemberRef, Platform, Privilege
+from bot.events import CommunityRef, Inbound, MemberRef, Platform, Privilege
 from bot.storage.store import Store
 from tests.faults.support import GENERIC_ERROR, CommandPipeline, snapshot
+from tests.support.tenancy import approve
 
 FRAGMENTS = st.sampled_from([
     '"', "'", '\\', '\\"', '""', "''", '"unclosed', "'unclosed", "=", "field=", "value=x",
@@ -93,15 +94,20 @@ def runner() -> Iterator[asyncio.Runner]:
         yield loop_runner
 
 
+SHOP_GROUP = CommunityRef(Platform.TELEGRAM, "-100", "-100")  # approved in each test
+
+
 def _inbound(text: str, role: Privilege) -> Inbound:
+    """Eve writes in the shop's group, where `role` is her role (a DM carries none)."""
     return Inbound(platform=Platform.TELEGRAM, member=MemberRef(Platform.TELEGRAM, "7", "Eve"),
-                   text=text, privilege=role, mentions_bot=True)
+                   text=text, privilege=role, mentions_bot=True, community=SHOP_GROUP)
 
 
 def test_members_fuzzing_commands_change_nothing(redis_url: str, redis_sync: Any,
                                                  runner: asyncio.Runner) -> None:
     pipeline = CommandPipeline(redis_url)
     runner.run(pipeline.start())
+    runner.run(approve(pipeline.redis, SHOP_GROUP.key))
     console = runner.run(pipeline.console())
     runner.run(console.say("/persona set shop_name Trailhead"))
     runner.run(console.say("/helpchannel add"))
@@ -129,6 +135,7 @@ def test_moderators_fuzzing_persona_store_exactly_what_they_were_told(
         redis_url: str, redis_sync: Any, runner: asyncio.Runner) -> None:
     pipeline = CommandPipeline(redis_url)
     runner.run(pipeline.start())
+    runner.run(approve(pipeline.redis, SHOP_GROUP.key))
     console = runner.run(pipeline.console())
     runner.run(console.say("/helpchannel add"))
     channels = runner.run(snapshot(redis_url, "sk:default:help_channels"))

@@ -15,6 +15,7 @@ from adapters.telegram import TelegramAdapter
 from tests.faults.support import SAY, CommandPipeline, sample
 from tests.standins.discord_api import DiscordStandIn
 from tests.standins.telegram_api import TelegramStandIn
+from tests.support.tenancy import approve
 
 GROUPS = (-1001, -1002, -1003, -1004)
 
@@ -23,6 +24,7 @@ GROUPS = (-1001, -1002, -1003, -1004)
 async def host(redis_url: str, redis_sync: object) -> AsyncIterator[CommandPipeline]:
     pipeline = CommandPipeline(redis_url, extra=[SAY])
     await pipeline.start()
+    await approve(pipeline.redis, *(f"telegram:{g}" for g in GROUPS))  # the shop's own groups
     yield pipeline
     await pipeline.stop()
 
@@ -100,6 +102,7 @@ async def dc() -> AsyncIterator[DiscordStandIn]:
 
 async def test_discord_429s_lost_responses_and_a_dropped_gateway_under_traffic(
         dc: DiscordStandIn, host: CommandPipeline) -> None:
+    await approve(host.redis, f"discord:{dc.guild_id}")  # the shop's own server
     adapter = DiscordAdapter(dc.token, api_url=dc.api_url, gateway_url=dc.gateway_url,
                              guild_ready_timeout=0.1)
     await adapter.start(host)

@@ -22,6 +22,7 @@ from bot.campaigns.repository import CampaignRepo
 from bot.storage.store import Store
 from tests.standins.discord_api import DiscordStandIn, snowflake
 from tests.standins.telegram_api import TelegramStandIn
+from tests.support.tenancy import approve
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "2026-05-01T09:00:00+00:00"
@@ -118,6 +119,7 @@ async def test_killed_mid_conversation_every_message_is_answered_once_after_rest
     def answers() -> Counter[str]:
         return Counter(s.text for s in tg.sent if s.method == "sendMessage")
 
+    await approve(redis_client, *(f"telegram:{g}" for g in groups))  # the shop's own groups
     try:
         first = await _bot_process(tg, redis_url)
         for n in range(16):  # four per chat; each answer takes 0.6 s, in order per chat

@@ -24,6 +24,7 @@ from bot.settings import load_settings
 from bot.storage.store import Store
 from bot.tenancy import Tenancy
 from lm_service.api import LMClient
+from tests.support.tenancy import approve
 
 Build = Callable[..., Awaitable[GrowthFeature]]
 
@@ -67,8 +68,11 @@ def inbound(platform: Platform, user: str, text: str, *, ts: float | None = None
 
 
 async def say(feature: GrowthFeature, message: Inbound) -> list[Outbound]:
-    """Route one message through the real router with only the growth feature wired in."""
+    """Route one message through the real router with only the growth feature wired in,
+    in a community approved for the default merchant (or a DM)."""
     core = feature.core
+    if message.community is not None:  # the tests write in the shop's own communities
+        await approve(core.store.redis, message.community.key)
     router = Router(core.registry, core.tenancy, observers=[feature])
     replies = await router.handle(message)
     await router.drain()

@@ -15,6 +15,7 @@ from bot.ports import Adapter, AdapterHost, Capabilities
 from bot.storage.keys import Keys
 from lm_service.api import LMClient
 from tests.support.harness import running_app
+from tests.support.tenancy import approve
 
 M = "default"
 T0 = dt.datetime(2026, 11, 2, 12, 0, tzinfo=dt.UTC).timestamp()
@@ -58,6 +59,7 @@ async def test_invite_link_from_the_adapter_attributes_the_join_and_leaving_with
         lm_client: LMClient) -> None:
     edge = InvitingEdge()
     async with running_app(redis_url, tmp_path, lm_client, [edge]) as app:
+        await approve(app.store.redis, GUILD.key)
         [reply] = await app.handle(Inbound(
             platform=Platform.DISCORD, member=MemberRef(Platform.DISCORD, "1", "Alice"),
             text="/invite", community=GUILD))
@@ -79,6 +81,7 @@ async def test_a_named_invite_link_names_the_referrer_and_unknown_invites_attrib
         redis_url: str, redis_client: aioredis.Redis, tmp_path: Path,
         lm_client: LMClient) -> None:
     async with running_app(redis_url, tmp_path, lm_client) as app:
+        await approve(app.store.redis, GUILD.key)
         code = await _growth(app).referrals.code_for(M, "discord:1")
         await app.membership(_change("3", True, T0, invite=f"ref_{code}"))
         await app.membership(_change("4", True, T0, invite="https://discord.gg/someoneelse"))

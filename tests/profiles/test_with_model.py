@@ -174,7 +174,8 @@ async def test_one_merchant_never_sees_another_merchants_members(app: App) -> No
 async def test_a_burst_of_5000_messages_is_fully_absorbed(
         redis_url: str, redis_client: aioredis.Redis, tmp_path: Path,
         lm_client: LMClient) -> None:
-    async with running_app(redis_url, tmp_path, lm_client, profile_queue_max=500) as app:
+    async with running_app(redis_url, tmp_path, lm_client, profile_queue_max=500,
+                           communities=["telegram:-100"]) as app:
         await import_demo_catalog(app.store, lm_client, "default")
         community = CommunityRef(Platform.TELEGRAM, "-100", "-100")
         topics = ["tent", "stove", "sleeping bag", "backpack", "headlamp", "rain jacket"]

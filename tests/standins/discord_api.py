@@ -102,6 +102,19 @@ class Fault:
     skip: int = 0  # matching requests let through untouched first
 
 
+@dataclass
+class OtherGuild:
+    """Another server the bot was added to, with its own owner, roles and channels (a
+    stranger's server, in the tenancy tests)."""
+
+    id: str
+    name: str
+    owner: str
+    general: str
+    role_mod: str  # Manage Server, like the main guild's "Moderators"
+    member_roles: dict[str, list[str]] = field(default_factory=dict)
+
+
 class DiscordStandIn:
     """Users 1 (owner), 2 (admin), 3 (moderator), 4 and 5 (members), 6 (member with the
     permission-less role "Helpers") in guild `guild_id`, channels `general` and `help`; the
@@ -130,6 +143,7 @@ class DiscordStandIn:
                   "permission_overwrites": [], "nsfw": False, "parent_id": None,
                   "rate_limit_per_user": 0, "topic": None, "last_message_id": None}
             for i, (cid, name) in enumerate(((self.general, "general"), (self.help, "help")))}
+        self.others: dict[str, OtherGuild] = {}
         self.sent: list[Sent] = []
         self.requests: list[tuple[str, str, int, float]] = []
         self.typing: list[tuple[str, float]] = []
@@ -233,6 +247,25 @@ class DiscordStandIn:
             if session.ws is not None and not session.ws.closed:
                 await session.ws.send_json({"op": op, "d": d, "s": None, "t": None})
 
+    async def add_guild(self, owner: str, members: dict[str, str] | None = None,
+                        name: str = "Another Server") -> OtherGuild:
+        """The bot is added to another server, owned by user `owner` (created if new);
+        `members` maps more user ids to "mod" (Manage Server) or "member". Sends GUILD_CREATE
+        to a connected bot, as Discord does when it joins a guild."""
+        guild = OtherGuild(snowflake(), name, owner, snowflake(), snowflake())
+        for uid, role in {owner: "member", **(members or {})}.items():
+            self.users.setdefault(uid, _user(uid, f"user{uid}"))
+            guild.member_roles[uid] = [guild.role_mod] if role == "mod" else []
+        self.channels[guild.general] = {
+            "id": guild.general, "type": 0, "guild_id": guild.id, "name": "general",
+            "position": 0, "permission_overwrites": [], "nsfw": False, "parent_id": None,
+            "rate_limit_per_user": 0, "topic": None, "last_message_id": None}
+        self.others[guild.id] = guild
+        joined = self._other_guild(guild)
+        del joined["unavailable"]  # a join, unlike a guild of READY becoming available
+        await self.dispatch("GUILD_CREATE", joined, guild.id)
+        return guild
+
     # Injecting events
 
     async def message(self, author: str, content: str, channel_id: str | None = None, *,
@@ -258,8 +291,9 @@ class DiscordStandIn:
         (an option it did not declare fails here, as Discord would not offer it). With
         `focused`, the member is still typing that option: an autocomplete request."""
         channel_id = channel_id or self.general
+        guild_id = self._guild_of(channel_id) or self.guild_id
         words = name.split()
-        synced = {c["name"]: c for c in self.commands.get(self.guild_id, [])}
+        synced = {c["name"]: c for c in self.commands.get(guild_id, [])}
         if words[0] not in synced:
             raise AssertionError(f"/{words[0]} was not synced; synced: {sorted(synced)}")
         command = synced[words[0]]
@@ -281,13 +315,14 @@ class DiscordStandIn:
                 value = attachment["id"]
             if types[key] == 6:
                 resolved.setdefault("users", {})[value] = self.users[value]
-                resolved.setdefault("members", {})[value] = self._member(value, False)
+                resolved.setdefault("members", {})[value] = self._member(value, False,
+                                                                         guild_id)
             opts.append({"name": key, "type": types[key], "value": value,
                          **({"focused": True} if key == focused else {})})
         if len(words) == 2:
             opts = [{"name": words[1], "type": 1, "options": opts}]
         data = {"id": command["id"], "name": words[0], "type": 1, "options": opts,
-                "guild_id": self.guild_id, "resolved": resolved}
+                "guild_id": guild_id, "resolved": resolved}
         return await self._interaction(4 if focused else 2, user, channel_id, data)
 
     async def click(self, user: str, custom_id: str, channel_id: str | None = None,
@@ -318,14 +353,15 @@ class DiscordStandIn:
         iid = snowflake()
         token = f"tok-{uuid.uuid4().hex}"
         self.interactions[token] = Interaction(iid, token, time.monotonic(), channel_id)
+        guild_id = self._guild_of(channel_id) or self.guild_id
         payload: dict[str, Any] = {
             "id": iid, "application_id": self.application_id, "type": kind, "data": data,
-            "guild_id": self.guild_id, "channel_id": channel_id,
+            "guild_id": guild_id, "channel_id": channel_id,
             "channel": self.channels.get(channel_id) or self._thread(),
-            "member": self._member(user, True),
+            "member": self._member(user, True, guild_id),
             "token": token, "version": 1, "app_permissions": str(PERM_EVERYONE),
             "locale": "en-US", "guild_locale": "en-US", "entitlements": [],
-            "authorizing_integration_owners": {"0": self.guild_id}, "context": 0,
+            "authorizing_integration_owners": {"0": guild_id}, "context": 0,
             "attachment_size_limit": 8 * 1024 * 1024,
         }
         if message is not None:
@@ -335,7 +371,19 @@ class DiscordStandIn:
 
     # Payloads
 
-    def _permissions(self, user: str) -> int:
+    def _guild_of(self, channel_id: str) -> str | None:
+        if channel_id == self.thread:
+            return self.guild_id
+        channel = self.channels.get(channel_id) or {}
+        return channel.get("guild_id")
+
+    def _permissions(self, user: str, guild_id: str | None = None) -> int:
+        other = self.others.get(guild_id or "")
+        if other is not None:
+            if user == other.owner:
+                return (1 << 41) - 1
+            roles = other.member_roles.get(user, [])
+            return PERM_EVERYONE | (PERM_MANAGE_GUILD if other.role_mod in roles else 0)
         if user == "1":
             return (1 << 41) - 1
         perms = PERM_EVERYONE
@@ -344,11 +392,14 @@ class DiscordStandIn:
                       self.role_admin: PERM_ADMINISTRATOR, self.role_helper: 0}[role]
         return perms
 
-    def _member(self, user: str, with_user: bool) -> dict[str, Any]:
+    def _member(self, user: str, with_user: bool,
+                guild_id: str | None = None) -> dict[str, Any]:
+        other = self.others.get(guild_id or "")
+        roles = other.member_roles.get(user, []) if other else self.member_roles.get(user, [])
         member: dict[str, Any] = {
-            "roles": self.member_roles.get(user, []), "joined_at": _iso(), "deaf": False,
+            "roles": roles, "joined_at": _iso(), "deaf": False,
             "mute": False, "nick": None, "flags": 0, "pending": False, "avatar": None,
-            "permissions": str(self._permissions(user))}
+            "permissions": str(self._permissions(user, guild_id))}
         if with_user:
             member["user"] = self.users[user]
         return member
@@ -359,14 +410,27 @@ class DiscordStandIn:
                  _role(self.role_admin, "Admins", PERM_ADMINISTRATOR, 2),
                  _role(self.role_helper, "Helpers", 0, 3)]
         members = [self._member(uid, True) for uid in self.member_roles]
-        members.append({"user": self.users[self.bot_id], "roles": [], "joined_at": _iso(),
-                        "deaf": False, "mute": False, "flags": 0})
+        return self._guild_payload(self.guild_id, "Demo Guild", "1", roles, members,
+                                   [c for c in self.channels.values()
+                                    if c.get("guild_id") == self.guild_id], [self._thread()])
+
+    def _other_guild(self, guild: OtherGuild) -> dict[str, Any]:
+        roles = [_role(guild.id, "@everyone", PERM_EVERYONE, 0),
+                 _role(guild.role_mod, "Staff", PERM_MANAGE_GUILD, 1)]
+        members = [self._member(uid, True, guild.id) for uid in guild.member_roles]
+        return self._guild_payload(guild.id, guild.name, guild.owner, roles, members,
+                                   [self.channels[guild.general]], [])
+
+    def _guild_payload(self, guild_id: str, name: str, owner: str, roles: list[dict[str, Any]],
+                       members: list[dict[str, Any]], channels: list[dict[str, Any]],
+                       threads: list[dict[str, Any]]) -> dict[str, Any]:
+        members = [*members, {"user": self.users[self.bot_id], "roles": [], "joined_at": _iso(),
+                              "deaf": False, "mute": False, "flags": 0}]
         return {
-            "id": self.guild_id, "name": "Demo Guild", "owner_id": "1", "icon": None,
+            "id": guild_id, "name": name, "owner_id": owner, "icon": None,
             "splash": None, "discovery_splash": None, "banner": None, "description": None,
             "features": [], "roles": roles, "emojis": [], "stickers": [],
-            "channels": [c for c in self.channels.values() if c.get("guild_id")],
-            "threads": [self._thread()], "members": members,
+            "channels": channels, "threads": threads, "members": members,
             "member_count": len(members), "voice_states": [], "presences": [],
             "stage_instances": [], "guild_scheduled_events": [], "soundboard_sounds": [],
             "large": False, "unavailable": False, "joined_at": _iso(), "mfa_level": 0,
@@ -414,9 +478,9 @@ class DiscordStandIn:
             "flags": 0, "components": [],
         }
         if guild:
-            msg["guild_id"] = self.guild_id
+            msg["guild_id"] = self._guild_of(channel_id) or self.guild_id
             if author != self.bot_id:
-                msg["member"] = self._member(author, False)
+                msg["member"] = self._member(author, False, msg["guild_id"])
         if reply_to:
             msg["message_reference"] = {"message_id": reply_to, "channel_id": channel_id,
                                         "type": 0}
@@ -461,14 +525,17 @@ class DiscordStandIn:
         self.sessions[session.id] = session
         ready = {"v": 10, "user": self.users[self.bot_id], "session_id": session.id,
                  "resume_gateway_url": self.gateway_url, "shard": list(session.shard),
-                 "guilds": [{"id": self.guild_id, "unavailable": True}],
+                 "guilds": [{"id": g, "unavailable": True} for g in [self.guild_id,
+                                                                      *self.others]],
                  "application": {"id": self.application_id, "flags": 0},
                  "private_channels": [], "relationships": [], "presences": [],
                  "geo_ordered_rtc_regions": [], "session_type": "normal", "auth": {},
                  "user_settings": {}}
         async with self._lock:
-            for event, data in (("READY", ready), ("GUILD_CREATE", self._guild())):
-                if event == "GUILD_CREATE" and (int(self.guild_id) >> 22) % session.shard[1] \
+            guilds = [("GUILD_CREATE", self._guild()),
+                      *(("GUILD_CREATE", self._other_guild(g)) for g in self.others.values())]
+            for event, data in (("READY", ready), *guilds):
+                if event == "GUILD_CREATE" and (int(data["id"]) >> 22) % session.shard[1] \
                         != session.shard[0]:
                     continue
                 session.seq += 1
@@ -623,7 +690,7 @@ class DiscordStandIn:
                 interaction: Interaction | None = None,
                 callback_type: int | None = None) -> tuple[Sent, dict[str, Any]]:
         msg = self._message(self.bot_id, body.get("content") or "", channel_id,
-                            guild=channel_id in (self.general, self.help, self.thread),
+                            guild=self._guild_of(channel_id) is not None,
                             embeds=body.get("embeds") or [],
                             components=body.get("components") or [],
                             flags=body.get("flags") or 0)

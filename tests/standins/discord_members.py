@@ -108,6 +108,8 @@ class MembersStandIn:
         """Answer the invite routes; None for any other route."""
         if request.method == "GET" and len(parts) == 3 and parts[0] == "guilds" \
                 and parts[2] == "invites":
+            if parts[1] in self.api.others:  # the bot has no Manage Server there
+                return _forbidden()
             if parts[1] != self.api.guild_id:
                 return _json({"message": "Unknown Guild", "code": 10004}, status=404)
             if not self.can_manage_guild:
