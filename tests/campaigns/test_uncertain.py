@@ -85,7 +85,8 @@ async def test_resend_posts_an_uncertain_delivery_once(make_feature: Build) -> N
 
 async def test_the_moderator_is_told_in_the_channel_they_created_it_in_when_dms_fail(
         make_feature: Build) -> None:
-    feature = await make_feature([RecordingAdapter(Platform.DISCORD)])
+    # a configured admin: a DM carries no moderator rights of its own
+    feature = await make_feature([RecordingAdapter(Platform.DISCORD)], admin_ids=["discord:mod"])
     await say(feature, '/campaign create spring "in 2h" here "Spring tents are in"')
     await say(feature, '/campaign create quiet "in 2h" discord:chan-1 "Spring tents are in"',
               channel=None)
