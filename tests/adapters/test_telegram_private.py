@@ -11,6 +11,7 @@ from bot.commands.registry import CommandContext, CommandSpec
 from bot.events import Destination, Outbound, OutboundFile, Platform, Privilege
 from tests.adapters.conftest import TgAdapterFactory, TgCommandHost
 from tests.standins.telegram_api import Sent, TelegramStandIn
+from tests.support.tenancy import approve
 
 GROUP = -100888
 FAQ = "FAQ entries: shipping (Where do you ship?), returns (30 days, receipt needed)."
@@ -20,8 +21,9 @@ FAQ = "FAQ entries: shipping (Where do you ship?), returns (30 days, receipt nee
 async def group(tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory,
                 tg_host: TgCommandHost) -> TelegramAdapter:
     """A running adapter, the group GROUP where the bot serves, and two commands answered
-    privately. (Where communities must be approved first, this is the place to do it.)"""
+    privately. The group is the shop's own: approved for the default merchant."""
     _private_commands(tg_host)
+    await approve(tg_host.redis, f"telegram:{GROUP}")
     adapter = await tg_adapter()
     tg_api.group(GROUP)
     return adapter

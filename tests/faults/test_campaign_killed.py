@@ -27,6 +27,7 @@ from bot.storage.keys import telegram as tg_key
 from bot.storage.store import Store
 from tests.standins.discord_api import DiscordStandIn, snowflake
 from tests.standins.telegram_api import TelegramStandIn
+from tests.support.tenancy import approve
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = "2026-05-01T09:00:00+00:00"
@@ -40,6 +41,8 @@ async def _campaign(redis_url: str, targets: list[str], notify: tuple[str, str])
     store = Store(redis_url)
     await store.start()
     await store.register_merchant("default")  # as `shopkeep run` does at start
+    # the shop's own groups and channels: approved, as SHOPKEEP_COMMUNITIES does at start
+    await approve(store.redis, *(t for t in targets if t.startswith("telegram:")))
     try:
         await CampaignRepo(store).create(Campaign(
             merchant="default", name="spring", brief="spring tents",
