@@ -144,7 +144,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     console = None
     if args.console or not adapters:
         console = ConsoleAdapter(user=args.user, role=Privilege.parse(args.role),
-                                 merchant=args.merchant)
+                                 merchant=args.merchant, files_dir=settings.data_dir / "files")
         adapters.append(console)
     app = App(settings, adapters=adapters)
     stop = asyncio.Event()
