@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
-import re
 import sys
-import time
 from pathlib import Path
 from typing import TextIO
 
@@ -23,9 +20,14 @@ from bot.events import (
     Platform,
     Privilege,
 )
-from bot.ports import Adapter, AdapterHost, Capabilities, InboundHandler, render_plain
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+from bot.ports import (
+    Adapter,
+    AdapterHost,
+    Capabilities,
+    InboundHandler,
+    render_plain,
+    save_file,
+)
 
 
 class ConsoleAdapter(Adapter):
@@ -76,18 +78,9 @@ class ConsoleAdapter(Adapter):
         return [str(len(self.sent))]
 
     def _save(self, file: OutboundFile) -> str:
-        """Write one file under `files_dir` (private: it may hold the member's data)."""
         assert self.files_dir is not None
-        name = _UNSAFE.sub("_", Path(file.filename).name).lstrip("._") or "file"
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path, n = self.files_dir / f"{stamp}-{name}", 1
         try:
-            self.files_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            while path.exists():  # two files of one name in one second: keep both
-                n += 1
-                path = self.files_dir / f"{stamp}-{n}-{name}"
-            with open(path, "xb", opener=_private) as handle:
-                handle.write(file.data)
+            path = save_file(file, self.files_dir)
         except OSError as exc:
             return f"(file {file.filename} could not be saved: {exc.strerror or exc})"
         self.saved.append(path)
@@ -136,7 +129,3 @@ class ConsoleAdapter(Adapter):
                     await self.say(text[:50_000])
         finally:
             self.closed.set()
-
-
-def _private(path: str, flags: int) -> int:
-    return os.open(path, flags, 0o600)

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from bot.errors import ConfigError
 from bot.events import Inbound, MemberRef, Outbound, Platform, Privilege
+from bot.ports import save_file
 from bot.settings import Settings
 from bot.storage.keys import merchants, validate_merchant_id
 
@@ -99,8 +100,9 @@ def _valid_id(merchant: str) -> None:
         raise ConfigError(f"--merchant: {exc}.") from None
 
 
-def result_of(question: str, replies: Sequence[Outbound], seconds: float) -> dict[str, Any]:
-    """What `--json` prints for one message."""
+def result_of(question: str, replies: Sequence[Outbound], seconds: float,
+              files: Sequence[str] = ()) -> dict[str, Any]:
+    """What `--json` prints for one message (`files`: where the files it sent were saved)."""
     citations = [c.as_dict() for r in replies for c in r.citations]
     errors = [str(r.extras["error"]) for r in replies if r.extras.get("error")]
     result: dict[str, Any] = {
@@ -111,6 +113,8 @@ def result_of(question: str, replies: Sequence[Outbound], seconds: float) -> dic
         "answered": bool(replies) and not errors and all(r.answered for r in replies),
         "latency_ms": round(seconds * 1000, 1),
     }
+    if files:
+        result["files"] = list(files)
     if errors:
         result["error"] = errors[0]
     return result
@@ -182,7 +186,10 @@ async def run_ask(settings: Settings, args: Any) -> int:
             async with turns:
                 started = time.perf_counter()
                 replies = await app.handle(inbound)
-                return result_of(question.text, replies, time.perf_counter() - started)
+                seconds = time.perf_counter() - started
+            files = [str(save_file(f, settings.data_dir / "files"))
+                     for reply in replies for f in reply.files]
+            return result_of(question.text, replies, seconds, files)
 
         results = await asyncio.gather(*(one(q) for q in questions))
         await app.settle()  # what the messages taught (profiles) is stored before we exit
@@ -209,3 +216,5 @@ def _print(results: list[dict[str, Any]], batch: bool, as_json: bool) -> None:
     print(result["reply"])
     if result["citations"]:
         print("Sources: " + " · ".join(c["title"] for c in result["citations"]))
+    for path in result.get("files", []):
+        print(f"(file saved: {path})")

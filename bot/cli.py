@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--role", default="member", choices=[p.name.lower() for p in Privilege])
     ask.add_argument("--json", action="store_true",
                      help='print {"reply", "citations", "answered", "latency_ms"} ("error" '
-                     "too when the reply was one); with --batch, end with a JSON summary line")
+                     'when the reply was one, "files" where the files it sent were saved under '
+                     "the data folder); with --batch, end with a JSON summary line")
     ask.add_argument("--batch", type=Path, metavar="FILE",
                      help="answer every line of FILE: a question as plain text, or "
                      '{"q": ..., "user": ...} JSON')

@@ -53,7 +53,7 @@ def ask(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[Any],
 
 
 def test_each_call_answers_its_first_question_and_stores_what_it_observed(
-        shop: redis.Redis, capsys: pytest.CaptureFixture[str]) -> None:
+        shop: redis.Redis, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     # Every call is a fresh start whose embedder loads as its question arrives; what each
     # one observed must be in the member's profile before it exits, for /recommend.
     for text in ("I need a warm sleeping bag for winter camping",
@@ -65,6 +65,10 @@ def test_each_call_answers_its_first_question_and_stores_what_it_observed(
         assert result["answered"] and result["citations"], (text, result)
     status, [picked], _ = ask(capsys, "/recommend", "--user", "dana", "--json")
     assert status == 0 and "Sleeping Bag" in picked["reply"], picked
+    status, [mydata], _ = ask(capsys, "/mydata", "--user", "dana", "--json")
+    [saved] = mydata["files"]  # under the data folder, like the console's
+    assert status == 0 and Path(saved).parent == tmp_path / "files"
+    assert "sleeping bag" in Path(saved).read_text(encoding="utf-8")
 
 
 def test_error_replies_are_not_answers_and_exit_non_zero(
