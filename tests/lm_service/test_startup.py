@@ -12,6 +12,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from lm_service.api import ChatMessage, GenerationRequest, LMUnavailable
 from lm_service.local import InProcessLMClient
 from lm_service.remote import RedisLMClient
@@ -65,12 +67,10 @@ async def test_requests_sent_while_the_client_starts_are_served() -> None:
 
 async def test_a_client_never_started_fails_at_once() -> None:
     client = _fresh_client()
-    try:
+    with pytest.raises(LMUnavailable, match="not started"):
         await client.embed(["hello"])
-    except LMUnavailable as exc:
-        assert "not started" in str(exc)
-    else:  # pragma: no cover - the assertion's message
-        raise AssertionError("embed() on a client never started should fail")
+    with pytest.raises(LMUnavailable, match="not started"):
+        await client.generate(_question("hello"))
 
 
 async def test_a_failed_embedder_load_fails_the_waiting_requests(tmp_path: Path) -> None:
