@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from bot.commands.registry import CommandSpec
@@ -14,27 +16,42 @@ from bot.events import (
     Inbound,
     MemberRef,
     Outbound,
+    OutboundFile,
     Platform,
     Privilege,
 )
-from bot.ports import Adapter, AdapterHost, Capabilities, InboundHandler, render_plain
+from bot.ports import (
+    Adapter,
+    AdapterHost,
+    Capabilities,
+    InboundHandler,
+    render_plain,
+    save_file,
+)
 
 
 class ConsoleAdapter(Adapter):
-    """Type as one member of one community. `interactive=False` (tests) reads no stdin."""
+    """Type as one member of one community. `interactive=False` (tests) reads no stdin.
+
+    Files the bot sends (`/mydata`, `/digest preview`) are saved under `files_dir` (the
+    data folder's `files/` in `shopkeep run`) and their paths printed; with no `files_dir`
+    they are only described.
+    """
 
     platform = Platform.CONSOLE
     capabilities = Capabilities(max_message_length=100_000, files=True)
 
     def __init__(self, user: str = "you", role: Privilege = Privilege.MEMBER,
                  merchant: str | None = None, interactive: bool = True,
-                 out: TextIO | None = None) -> None:
+                 out: TextIO | None = None, files_dir: Path | None = None) -> None:
         self.member = MemberRef(Platform.CONSOLE, user, user)
         self.community = CommunityRef(Platform.CONSOLE, "console", "console")
         self.role = role
         self.merchant = merchant
         self.interactive = interactive
         self.out = out if out is not None else sys.stdout
+        self.files_dir = files_dir
+        self.saved: list[Path] = []
         self.sent: list[Outbound] = []
         self.commands: list[CommandSpec] = []
         self._handler: InboundHandler | None = None
@@ -56,8 +73,18 @@ class ConsoleAdapter(Adapter):
 
     async def send(self, outbound: Outbound) -> list[str]:
         self.sent.append(outbound)
-        self._print(outbound)
+        notes = [self._save(f) for f in outbound.files] if self.files_dir is not None else []
+        self._print(outbound, notes)
         return [str(len(self.sent))]
+
+    def _save(self, file: OutboundFile) -> str:
+        assert self.files_dir is not None
+        try:
+            path = save_file(file, self.files_dir)
+        except OSError as exc:
+            return f"(file {file.filename} could not be saved: {exc.strerror or exc})"
+        self.saved.append(path)
+        return f"(file saved: {path}, {len(file.data)} bytes)"
 
     async def say(self, text: str, attachments: tuple[Attachment, ...] = (),
                   role: Privilege | None = None, user: str | None = None) -> list[Outbound]:
@@ -75,11 +102,14 @@ class ConsoleAdapter(Adapter):
             await self.send(reply)
         return replies
 
-    def _print(self, outbound: Outbound) -> None:
+    def _print(self, outbound: Outbound, file_notes: list[str]) -> None:
         if not self.interactive:
             return
         prefix = "(only you) " if outbound.private else ""
-        self.out.write(f"\nbot> {prefix}{render_plain(outbound)}\n")
+        if file_notes:
+            outbound = dataclasses.replace(outbound, files=())
+        text = "\n\n".join([render_plain(outbound), "\n".join(file_notes)]).strip()
+        self.out.write(f"\nbot> {prefix}{text}\n")
         self.out.flush()
 
     async def _read_loop(self) -> None:

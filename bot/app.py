@@ -140,6 +140,22 @@ class App:
             await self.store.stop()
         self._started.clear()
 
+    async def settle(self, within_s: float = 30.0) -> bool:
+        """Wait until the messages in flight are answered and what they taught (interest
+        profiles) is stored: one-shot commands (`shopkeep ask`) call it before stopping.
+        False when that took longer than `within_s` (the model failing): what is left stays
+        queued in Redis for the next start, not lost."""
+        await self.router.drain()
+        for feature in self.features:
+            if isinstance(feature, ProfilesFeature):
+                try:
+                    await feature.flush(within_s)
+                except TimeoutError:
+                    log.warning("profiles: not all messages learned within %.0f s; the rest "
+                                "is kept for the next start", within_s)
+                    return False
+        return True
+
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """One message through the whole pipeline (what adapters call)."""
         return await self.router.handle(inbound)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sys
-import time
 from collections.abc import Callable, Coroutine
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 
 from bot.commerce import cli as commerce_cli
 from bot.errors import ConfigError, ShopkeepError
-from bot.events import Inbound, MemberRef, Outbound, Platform, Privilege
+from bot.events import Privilege
 from bot.growth import cli as growth_cli
 from bot.knowledge import cli as knowledge_cli
 from bot.profiles import cli as profiles_cli
@@ -73,19 +71,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     ask = sub.add_parser(
         "ask", help="send one message through the whole pipeline and print the answer",
-        description="Send one message as a member and print the reply. Text starting with / "
-        "runs that command. With --batch, answers every line of a JSON-lines file "
-        "({\"q\": ..., \"user\": ...}) concurrently and prints one JSON object per line, in "
-        "order.",
+        description="Send one message as a member and print the reply, exactly as a member "
+        "would get it; text starting with / runs that command. What the message teaches "
+        "(the member's interest profile) is stored before the command exits. With --batch, "
+        "answer every question of FILE to evaluate the FAQ and catalog: one JSON object per "
+        "question on stdout, in order, then a summary (answered, not answered, errors, "
+        "sources cited): on stderr, or as a last line {\"summary\": ...} with --json. "
+        "Batch questions are answered independently, as each member's first question, and "
+        "leave nothing behind (no profile, memory, unanswered log or /stats). Neither form "
+        "is subject to member rate limits or daily token budgets. Exit status: 0 when every "
+        "message got the bot's reply (answered or not); 1 when any reply was an error (model "
+        "unavailable, storage down, command refused) or the input was bad.",
     )
     ask.add_argument("text", nargs="?", help="the message, e.g. \"do you ship to Canada?\"")
     ask.add_argument("--merchant", help="merchant to ask (default: default)")
     ask.add_argument("--user", default="cli-user", help="member id to ask as")
     ask.add_argument("--role", default="member", choices=[p.name.lower() for p in Privilege])
     ask.add_argument("--json", action="store_true",
-                     help='print {"reply", "citations", "answered", "latency_ms"}')
-    ask.add_argument("--batch", type=Path, metavar="FILE.jsonl",
-                     help="answer every line of this file concurrently")
+                     help='print {"reply", "citations", "answered", "latency_ms"} ("error" '
+                     'when the reply was one, "files" where the files it sent were saved under '
+                     "the data folder); with --batch, end with a JSON summary line")
+    ask.add_argument("--batch", type=Path, metavar="FILE",
+                     help="answer every line of FILE: a question as plain text, or "
+                     '{"q": ..., "user": ...} JSON')
+    ask.add_argument("--concurrency", type=int, default=8, metavar="N",
+                     help="batch questions answered at once (default 8)")
 
     worker = sub.add_parser(
         "lm-worker", help="serve the language model to other Shopkeep processes via Redis",
@@ -142,7 +152,7 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     console = None
     if args.console or not adapters:
         console = ConsoleAdapter(user=args.user, role=Privilege.parse(args.role),
-                                 merchant=args.merchant)
+                                 merchant=args.merchant, files_dir=settings.data_dir / "files")
         adapters.append(console)
     app = App(settings, adapters=adapters)
     stop = asyncio.Event()
@@ -169,67 +179,9 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.app import App
+    from bot.ask import run_ask
 
-    if not args.text and not args.batch:
-        raise ConfigError("Give the message to send, or --batch FILE.jsonl.")
-    questions = _read_batch(args.batch) if args.batch else [{"q": args.text}]
-    app = App(settings)
-    from bot.progress import status
-
-    with status("Loading the models..."):
-        await app.start()
-    try:
-        role = Privilege.parse(args.role)
-
-        async def one(item: dict[str, Any]) -> dict[str, Any]:
-            started = time.perf_counter()
-            user = str(item.get("user") or args.user)
-            inbound = Inbound(
-                platform=Platform.CONSOLE, member=MemberRef(Platform.CONSOLE, user, user),
-                text=str(item["q"]), privilege=role, merchant=args.merchant, mentions_bot=True,
-            )
-            replies = await app.handle(inbound)
-            return _ask_result(replies, time.perf_counter() - started)
-
-        results = await asyncio.gather(*(one(q) for q in questions))
-        await app.router.drain()
-    finally:
-        await app.stop()
-    for result in results:
-        if args.json or args.batch:
-            print(json.dumps(result, ensure_ascii=False))
-        else:
-            print(result["reply"])
-            if result["citations"]:
-                print("Sources: " + " · ".join(c["title"] for c in result["citations"]))
-    return 0
-
-
-def _read_batch(path: Path) -> list[dict[str, Any]]:
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path.name} line {number}: not valid JSON ({exc.msg}).") from None
-        if not isinstance(item, dict) or not isinstance(item.get("q"), str):
-            raise ConfigError(f'{path.name} line {number}: expected {{"q": "your question"}}.')
-        items.append(item)
-    return items
-
-
-def _ask_result(replies: list[Outbound], seconds: float) -> dict[str, Any]:
-    citations = [c.as_dict() for r in replies for c in r.citations]
-    return {
-        "reply": "\n\n".join(r.text for r in replies),
-        "citations": [{k: v for k, v in c.items() if k in ("kind", "id", "title")}
-                      for c in citations],
-        "answered": bool(replies) and all(r.answered for r in replies),
-        "latency_ms": round(seconds * 1000, 1),
-    }
+    return await run_ask(settings, args)
 
 
 async def cmd_lm_worker(settings: Settings, args: argparse.Namespace) -> int:

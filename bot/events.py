@@ -105,6 +105,12 @@ class Inbound:
     merchant: str | None = None  # set by the console and the CLI; platforms leave it to routing
     sent_at: float = field(default_factory=time.time)
     extras: dict[str, Any] = field(default_factory=dict, compare=False)
+    # The merchant's own tests (`shopkeep ask`), never set by a platform adapter: `limited`
+    # False skips member rate limits and daily token budgets; `recorded` False (evaluation
+    # batches) answers without learning or logging anything (profiles, conversation memory,
+    # unanswered questions, /stats), so that each question is answered as a member's first.
+    limited: bool = True
+    recorded: bool = True
 
     @property
     def is_direct(self) -> bool:

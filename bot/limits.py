@@ -44,6 +44,7 @@ class LimitSettings:
     member_per_minute: int
     community_per_minute: int
     community_daily_tokens: int
+    member_daily_tokens: int = 20_000  # each member's direct messages, their own budget
 
 
 class Limits:
@@ -75,18 +76,27 @@ class Limits:
                               "again in a minute.")
 
     async def reserve_tokens(self, keys: Keys, community_key: str | None, estimate: int,
-                             day: str | None = None) -> str:
+                             day: str | None = None, member_key: str | None = None) -> str:
         """Take `estimate` tokens from today's budget; returns the budget key to settle later.
 
+        A community's questions share the community's budget; direct messages
+        (`community_key` None) draw on the asking member's own budget, so that one busy shop's
+        DMs never run dry for everyone at once.
+
         Raises:
-            RateLimited: when the community has used its daily budget.
+            RateLimited: when the community, or the member in DMs, has used today's budget.
         """
-        key = keys.token_budget(community_key or "direct", day or today())
-        total = int(await self.redis.eval(_RESERVE, 1, key, max(0, estimate),
-                                          self.settings.community_daily_tokens))
+        day = day or today()
+        if community_key is not None:
+            key, limit = keys.token_budget(community_key, day), self.settings.community_daily_tokens
+            refusal = "for this community today"
+        else:
+            key, limit = _direct_budget(keys, member_key, day), self.settings.member_daily_tokens
+            refusal = "for you today"
+        total = int(await self.redis.eval(_RESERVE, 1, key, max(0, estimate), limit))
         if total < 0:
-            raise RateLimited("I've answered as much as I can for this community today — "
-                              "the team can help in the meantime, and I'll be back tomorrow.")
+            raise RateLimited(f"I've answered as much as I can {refusal} — the team can help "
+                              "in the meantime, and I'll be back tomorrow.")
         return key
 
     async def settle(self, budget_key: str, estimate: int, actual: int) -> None:
@@ -95,10 +105,17 @@ class Limits:
             await self.redis.incrby(budget_key, actual - estimate)
 
     async def tokens_used(self, keys: Keys, community_key: str | None,
-                          day: str | None = None) -> int:
-        value = await self.redis.get(keys.token_budget(community_key or "direct",
-                                                       day or today()))
-        return int(value or 0)
+                          day: str | None = None, member_key: str | None = None) -> int:
+        day = day or today()
+        key = (keys.token_budget(community_key, day) if community_key is not None
+               else _direct_budget(keys, member_key, day))
+        return int(await self.redis.get(key) or 0)
+
+
+def _direct_budget(keys: Keys, member_key: str | None, day: str) -> str:
+    if not member_key:
+        raise ValueError("a direct message's token budget needs the member")
+    return keys.token_budget(f"direct:{member_key}", day)
 
 
 def today() -> str:

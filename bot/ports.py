@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from bot.commands.registry import CommandSpec
-from bot.events import CommunityRef, Inbound, MembershipChange, Outbound, Platform
+from bot.events import CommunityRef, Inbound, MembershipChange, Outbound, OutboundFile, Platform
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -138,3 +141,32 @@ def render_plain(outbound: Outbound) -> str:
         parts.append("\n".join(f"(file: {f.filename}, {len(f.data)} bytes)"
                                for f in outbound.files))
     return "\n\n".join(p for p in parts if p)
+
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def save_file(file: OutboundFile, folder: Path) -> Path:
+    """Write a file the bot sent into `folder` (the console, `shopkeep ask`): a timestamped,
+    sanitised name that never overwrites, readable only by the owner (it may hold a member's
+    data).
+
+    Raises:
+        OSError: the folder or the file cannot be written.
+    """
+    name = _UNSAFE_NAME.sub("_", Path(file.filename).name).lstrip("._") or "file"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for n in range(1, 10_000):
+        path = folder / (f"{stamp}-{name}" if n == 1 else f"{stamp}-{n}-{name}")
+        try:
+            with open(path, "xb", opener=_owner_only) as handle:
+                handle.write(file.data)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"too many files named {name} in {folder}")
+
+
+def _owner_only(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)

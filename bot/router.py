@@ -72,7 +72,8 @@ class Router:
             merchant = place.merchant
             if inbound.command is not None or inbound.text.lstrip().startswith("/"):
                 return await self._run_command(inbound, merchant, place.privilege)
-            self._observe(inbound, merchant)
+            if inbound.recorded:
+                self._observe(inbound, merchant)
             if self.conversation is None or not await self.tenancy.should_answer(
                 inbound, merchant
             ):
@@ -80,29 +81,29 @@ class Router:
             return await self.conversation.answer(inbound, merchant)
         except UserFacingError as exc:
             self.meter.note("user_error")
-            return [_reply(inbound, exc.message, private=True)]
+            return [_reply(inbound, exc.message, private=True, error="refused")]
         except CONNECTION_ERRORS:
             self.meter.note("storage_down")
             log.warning("storage unreachable while handling %s", inbound.message_id)
-            return [_reply(inbound, StorageUnavailable().message)]
+            return [_reply(inbound, StorageUnavailable().message, error="storage_down")]
         except LMBusy:
             self.meter.note("lm_busy")
-            return [_reply(inbound, ServiceBusy().message)]
+            return [_reply(inbound, ServiceBusy().message, error="lm_busy")]
         except LMTimeout:
             self.meter.note("lm_timeout")
             return [_reply(inbound, "That took me too long to think through — please ask "
-                                    "again in a moment.")]
+                                    "again in a moment.", error="lm_timeout")]
         except LMUnavailable:
             self.meter.note("lm_unavailable")
             log.exception("language model unavailable")
             return [_reply(inbound, "My language model is not available right now; the team "
-                                    "has been told.")]
+                                    "has been told.", error="lm_unavailable")]
         except Exception:
             self.meter.note("error")
             error_id = uuid.uuid4().hex[:8]
             log.exception("error %s while handling message %s", error_id, inbound.message_id)
             return [_reply(inbound, f"Sorry, something went wrong on my side (error {error_id})."
-                                    " The team can look it up.", private=True)]
+                                    " The team can look it up.", private=True, error="error")]
 
     async def drain(self) -> None:
         """Wait for messages in flight and background observers to finish (shutdown, tests)."""
@@ -199,8 +200,14 @@ def _valid_unicode(inbound: Inbound) -> Inbound:
     return replace(inbound, text=fix(inbound.text), command=command)
 
 
-def _reply(inbound: Inbound, text: str, private: bool = False) -> Outbound:
-    return Outbound(text=text, reply_to=inbound.message_id, private=private)
+def _reply(inbound: Inbound, text: str, private: bool = False,
+           error: str | None = None) -> Outbound:
+    """A reply; `error` names what went wrong when the message could not be served (such a
+    reply is not an answer: `shopkeep ask` reports it and exits non-zero)."""
+    if error is None:
+        return Outbound(text=text, reply_to=inbound.message_id, private=private)
+    return Outbound(text=text, reply_to=inbound.message_id, private=private, answered=False,
+                    extras={"error": error})
 
 
 def _normalise(result: CommandResult, inbound: Inbound, private: bool) -> list[Outbound]:

@@ -109,6 +109,9 @@ class Settings(BaseSettings):
                                                "may ask per minute.")
     community_daily_tokens: int = Field(200_000, ge=1, description="Model tokens a community "
                                         "may use per day.")
+    member_daily_tokens: int = Field(20_000, ge=1, description="Model tokens one member's "
+                                     "direct messages may use per day (each member has "
+                                     "their own budget).")
     profile_retention_days: int = Field(365, ge=1, description="Profiles of members idle "
                                         "longer expire.")
     max_message_chars: int = Field(4000, ge=100, description="Longer inbound messages are "

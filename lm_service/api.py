@@ -65,7 +65,13 @@ class LMUnavailable(LMError):
 
 @runtime_checkable
 class LMClient(Protocol):
-    """What the bot sees of the LM service, whatever serves it."""
+    """What the bot sees of the LM service, whatever serves it.
+
+    Readiness is part of the contract: a request made while a model is still loading (the
+    engine starting, the embedder loading on first use, a remote worker or an HTTP server
+    not yet serving) waits for it, within the request's deadline, and fails only with
+    `LMTimeout` when that passes, or `LMUnavailable` when loading failed.
+    """
 
     async def start(self) -> None: ...
 

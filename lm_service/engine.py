@@ -148,7 +148,11 @@ class Engine:
         return self.scheduler.submit(ticket)
 
     def embed(self, texts: list[str], done: EmbedCallback) -> None:
-        """Queue texts to embed; `done` gets the vectors or an exception (engine thread)."""
+        """Queue texts to embed; `done` gets the vectors or an exception (engine thread).
+
+        Texts queued while the embedder still loads wait for it (the first message after a
+        start is served like the hundredth); the caller's own timeout bounds the wait.
+        """
         if self._embedder_error is not None:
             raise LMUnavailable(f"the embedder failed to load: {self._embedder_error}")
         if not self.alive or (self.embedder is None and self._embedder_path is None):
@@ -255,23 +259,35 @@ class Engine:
             return
         from lm_service.loading import load_embedder
 
-        path, self._embedder_path = self._embedder_path, None
+        path = self._embedder_path
         assert path is not None
         started = time.perf_counter()
+        # `embed()` runs on other threads and accepts work while either the path or the
+        # embedder is set: the path is cleared only after the outcome is known.
         try:
             self.embedder = load_embedder(path)
         except Exception as exc:
             log.exception("the embedder failed to load")
             self._embedder_error = exc
-            with self._lock:
-                jobs = list(self._embeds)
-                self._embeds.clear()
-            for _, done in jobs:
-                done(LMUnavailable(f"the embedder failed to load: {exc}"))
+        finally:
+            self._embedder_path = None
         self.embedder_load_seconds = time.perf_counter() - started
+        self._fail_embeds_without_embedder()
+
+    def _fail_embeds_without_embedder(self) -> None:
+        """After a failed load, what was queued (even in the instant of the failure) fails."""
+        if self.embedder is not None or self._embedder_error is None:
+            return
+        error = LMUnavailable(f"the embedder failed to load: {self._embedder_error}")
+        with self._lock:
+            jobs = list(self._embeds)
+            self._embeds.clear()
+        for _, done in jobs:
+            done(error)
 
     def _serve_embeddings(self, limit: int | None) -> None:
         if self.embedder is None:
+            self._fail_embeds_without_embedder()
             return
         jobs: list[tuple[list[str], EmbedCallback]] = []
         count = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 import weakref
@@ -107,6 +108,7 @@ class InProcessLMClient(EventClient):
             **options,
         )
         self.engine: Any = None
+        self._loading: Any = None  # the engine between `start()` and its models being loaded
 
     @classmethod
     def from_settings(
@@ -137,16 +139,32 @@ class InProcessLMClient(EventClient):
             return
         from lm_service.engine import Engine
 
-        engine = Engine(self.config)
-        await asyncio.to_thread(engine.start)
-        self.engine = engine
+        engine = self._loading = Engine(self.config)
+        try:
+            await asyncio.to_thread(engine.start)
+            self.engine = engine
+        finally:
+            self._loading = None
 
     async def stop(self) -> None:
         engine, self.engine = self.engine, None
         if engine is not None:
             await asyncio.to_thread(engine.stop)
 
-    def _require(self) -> Any:
+    async def _require(self, wait_s: float) -> Any:
+        """The running engine; while `start()` is still loading it, wait for it (at most
+        `wait_s`): readiness is part of the API, a request sent early is served late.
+
+        Raises:
+            LMTimeout: the models did not load within `wait_s`.
+            LMUnavailable: the client is not started, or loading failed.
+        """
+        deadline = time.monotonic() + wait_s
+        while self.engine is None and self._loading is not None:
+            if time.monotonic() >= deadline:
+                raise LMTimeout("the language model is still loading")
+            # Polled, not an asyncio event: start() may run on another event loop.
+            await asyncio.sleep(0.05)
         if self.engine is None:
             raise LMUnavailable("the LM client is not started")
         return self.engine
@@ -163,7 +181,12 @@ class InProcessLMClient(EventClient):
     async def _events(
         self, request: GenerationRequest, wants_deltas: bool
     ) -> AsyncGenerator[tuple[str, Any], None]:
-        engine = self._require()
+        timeout = request.deadline_s if request.deadline_s is not None else self.config.timeout_s
+        began = time.monotonic()
+        engine = await self._require(timeout)
+        waited = time.monotonic() - began
+        if waited > 0.05:  # the wait for the models counts against the deadline
+            request = dataclasses.replace(request, deadline_s=max(timeout - waited, 0.01))
         sink = _QueueSink(asyncio.get_running_loop(), wants_deltas)
         ticket = engine.submit(request, sink)
         limit = ticket.deadline - time.monotonic() + _GRACE_S
@@ -185,7 +208,8 @@ class InProcessLMClient(EventClient):
         """Unit vectors, one per text, in order (cached by text)."""
         if not texts:
             return []
-        engine = self._require()
+        began = time.monotonic()
+        engine = await self._require(self.config.timeout_s)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[list[float]]] = loop.create_future()
 
@@ -207,7 +231,8 @@ class InProcessLMClient(EventClient):
         try:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
             # that arrives together with the result, and the cancelled caller runs on.
-            async with asyncio.timeout(self.config.timeout_s + _GRACE_S):
+            left = self.config.timeout_s - (time.monotonic() - began)
+            async with asyncio.timeout(max(left, 0.0) + _GRACE_S):
                 return await future
         except TimeoutError:
             raise LMTimeout("the embedder did not answer in time") from None

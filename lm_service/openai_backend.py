@@ -2,12 +2,15 @@
 
 Chat completions go over HTTP (`POST {base}/chat/completions`, streamed as server-sent
 events when streaming); embeddings stay local (all-MiniLM-L6-v2 in this process), so that
-profile vectors do not depend on which server generates.
+profile vectors do not depend on which server generates. A server still loading its model
+(503 "Loading model") is waited for, within each request's deadline.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +25,11 @@ from lm_service.api import (
     LMTimeout,
     LMUnavailable,
 )
+
+# A server that is up but still loading its model answers 503 with a body that says so
+# (llama.cpp: {"error": {"code": 503, "message": "Loading model", ...}}).
+_LOADING = re.compile(r"loading", re.IGNORECASE)
+_LOADING_PAUSE_S = 0.2
 
 
 class OpenAICompatibleClient:
@@ -143,16 +151,34 @@ class _Call:
     async def __aenter__(self) -> aiohttp.ClientResponse:
         self.owner._inflight += 1
         url = f"{self.owner.base_url}/chat/completions"
-        try:
-            self.response = await self.session.post(
-                url, json=self.body, timeout=aiohttp.ClientTimeout(total=self.timeout)
-            )
-        except TimeoutError as exc:
-            self.owner._inflight -= 1
-            raise LMTimeout("the LM server did not answer in time") from exc
-        except aiohttp.ClientError as exc:
-            self.owner._inflight -= 1
-            raise LMUnavailable(f"the LM server cannot be reached: {exc}") from exc
+        deadline = time.monotonic() + self.timeout
+        pause = _LOADING_PAUSE_S
+        while True:
+            try:
+                self.response = await self.session.post(
+                    url, json=self.body,
+                    timeout=aiohttp.ClientTimeout(total=max(deadline - time.monotonic(), 0.01)),
+                )
+            except TimeoutError as exc:
+                self.owner._inflight -= 1
+                raise LMTimeout("the LM server did not answer in time") from exc
+            except aiohttp.ClientError as exc:
+                self.owner._inflight -= 1
+                raise LMUnavailable(f"the LM server cannot be reached: {exc}") from exc
+            if self.response.status != 503:
+                break
+            detail = (await self.response.text())[:200]
+            if not _LOADING.search(detail):
+                break
+            # The server says it is still loading its model (llama.cpp's 503 "Loading
+            # model"): a request sent early waits for it, within its deadline.
+            self.response.release()
+            left = deadline - time.monotonic()
+            if left <= pause:
+                self.owner._inflight -= 1
+                raise LMTimeout("the LM server was still loading its model")
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 2.0)
         status = self.response.status
         if status >= 400:
             detail = (await self.response.text())[:200]

@@ -81,7 +81,7 @@ class ReplyPipeline:
             redis, s = self.core.store.redis, self.core.settings
             self._limits = Limits(redis, LimitSettings(
                 s.member_messages_per_minute, s.community_messages_per_minute,
-                s.community_daily_tokens))
+                s.community_daily_tokens, s.member_daily_tokens))
             self._memory = Memory(redis, s.memory_turns, s.memory_ttl_s)
             self._unanswered = UnansweredLog(redis)
         return self._limits, self._memory, self._unanswered
@@ -99,6 +99,8 @@ class ReplyPipeline:
         """One member question to one reply (the router's `ConversationHandler`); listeners
         (analytics) hear whether it was answered and from which sources."""
         replies = await self._answer(inbound, merchant)
+        if not inbound.recorded:  # the merchant's evaluation batch is not member activity
+            return replies
         for reply in replies:
             for listener in self.answer_listeners:
                 try:  # analytics must never cost the member their answer
@@ -113,7 +115,8 @@ class ReplyPipeline:
         keys = self.core.store.keys(merchant)
         community = inbound.community.key if inbound.community else None
         channel = inbound.community.channel_key if inbound.community else "direct"
-        await limits.hit(keys, inbound.member.key, community)
+        if inbound.limited:
+            await limits.hit(keys, inbound.member.key, community)
         ctx = SafetyContext(merchant, inbound.member.key)
         checked = await self.safety.check_input(inbound.text, ctx)
         if checked.blocked:
@@ -123,25 +126,32 @@ class ReplyPipeline:
         if not question:
             return [self._reply(inbound, EMPTY, (), answered=False)]
         estimate = len(question) // 3 + PROMPT_TOKENS_ESTIMATE + self.max_new_tokens
-        budget_key = await limits.reserve_tokens(keys, community, estimate)
-        history = await memory.recent(keys, inbound.member.key, channel)
+        budget_key = (await limits.reserve_tokens(keys, community, estimate,
+                                                  member_key=inbound.member.key)
+                      if inbound.limited else None)
+        history = (await memory.recent(keys, inbound.member.key, channel)
+                   if inbound.recorded else [])
         result = await self._search(merchant, question,
                                     [t.text for t in history if t.role == "user"])
         hits = self._sources(result)
         if not hits:
-            await limits.settle(budget_key, estimate, len(question) // 3)
-            await unanswered.add(keys, question, inbound.member.key, community)
-            await memory.add(keys, inbound.member.key, channel, question, DONT_KNOW)
+            if budget_key is not None:
+                await limits.settle(budget_key, estimate, len(question) // 3)
+            if inbound.recorded:
+                await unanswered.add(keys, question, inbound.member.key, community)
+                await memory.add(keys, inbound.member.key, channel, question, DONT_KNOW)
             return [self._reply(inbound, DONT_KNOW, (), answered=False)]
         persona = await load_persona(self.core.store, merchant)
         draft = await self._draft(persona, question, hits, history)
-        await limits.settle(budget_key, estimate, draft.tokens or len(question) // 3)
+        if budget_key is not None:
+            await limits.settle(budget_key, estimate, draft.tokens or len(question) // 3)
         out_ctx = self._output_context(merchant, inbound, persona, draft.sources)
         verdict = await self.safety.check_output(draft.text, out_ctx)
         if verdict.blocked:
             log.warning("output refused for %s: %s", inbound.member.key, verdict.reason)
             return [self._reply(inbound, verdict.reply, (), answered=False)]
-        await memory.add(keys, inbound.member.key, channel, question, verdict.text)
+        if inbound.recorded:
+            await memory.add(keys, inbound.member.key, channel, question, verdict.text)
         citations = tuple(Citation(h.kind, h.id, h.title, h.url) for h in draft.sources)
         return [self._reply(inbound, verdict.text, citations, answered=True,
                             extras={"generated": draft.generated,

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from lm_service.api import ChatMessage, GenerationRequest, LMBusy, LMUnavailable
+from lm_service.api import (
+    ChatMessage,
+    GenerationRequest,
+    LMBusy,
+    LMTimeout,
+    LMUnavailable,
+)
 from lm_service.local import InProcessLMClient
 from lm_service.openai_backend import OpenAICompatibleClient
 
@@ -26,9 +32,18 @@ def _request(body: dict[str, Any]) -> GenerationRequest:
 
 @pytest.fixture
 async def server(lm: InProcessLMClient) -> AsyncIterator[dict[str, Any]]:
-    seen: dict[str, Any] = {"bodies": [], "busy": False}
+    seen: dict[str, Any] = {"bodies": [], "busy": False, "loading_until": 0.0,
+                            "refused_loading": 0, "unavailable": False, "calls": 0}
 
     async def chat(request: web.Request) -> web.StreamResponse:
+        seen["calls"] += 1
+        if time.monotonic() < seen["loading_until"]:  # as llama.cpp's server answers then
+            seen["refused_loading"] += 1
+            return web.json_response({"error": {"code": 503, "message": "Loading model",
+                                                "type": "unavailable_error"}}, status=503)
+        if seen["unavailable"]:
+            return web.json_response({"error": {"code": 503, "message": "Overloaded"}},
+                                     status=503)
         if seen["busy"]:
             return web.json_response({"error": "overloaded"}, status=429)
         seen["auth"] = request.headers.get("Authorization")
@@ -95,5 +110,33 @@ async def test_unreachable_server_is_unavailable() -> None:
     try:
         with pytest.raises(LMUnavailable):
             await client.generate(GenerationRequest(messages=(ChatMessage("user", "hi"),)))
+    finally:
+        await client.stop()
+
+
+async def test_requests_wait_while_the_server_loads_its_model(server: dict[str, Any]) -> None:
+    client = OpenAICompatibleClient(server["url"], timeout_s=60)
+    await client.start()
+    try:
+        request = GenerationRequest(messages=(ChatMessage("user", "What is a tent?"),),
+                                    max_new_tokens=8)
+        server["loading_until"] = time.monotonic() + 1.5
+        result = await client.generate(request)
+        parts = [p async for p in client.stream(request)]
+        assert result.text and "".join(parts) == result.text
+        assert server["refused_loading"] >= 2  # it was asked during the loading, and waited
+        assert client._inflight == 0
+
+        server["loading_until"] = time.monotonic() + 60
+        with pytest.raises(LMTimeout):  # bounded by the request's own deadline
+            await client.generate(GenerationRequest(
+                messages=request.messages, max_new_tokens=8, deadline_s=1.0))
+        server["loading_until"] = 0.0
+        server["unavailable"] = True  # a 503 that is not about loading: busy, at once
+        calls = server["calls"]
+        with pytest.raises(LMBusy):
+            await client.generate(request)
+        assert server["calls"] == calls + 1  # not retried
+        assert client._inflight == 0
     finally:
         await client.stop()

@@ -114,9 +114,24 @@ async def test_refused_messages_do_not_use_quota_and_the_window_moves(
 async def test_settle_corrects_a_reservation(redis_client: aioredis.Redis) -> None:
     limits = Limits(redis_client, SETTINGS)
     keys = Keys("shop-2")
-    key = await limits.reserve_tokens(keys, None, 600, day="d2")
+    key = await limits.reserve_tokens(keys, "discord:guild", 600, day="d2")
     await limits.settle(key, 600, 150)
-    assert await limits.tokens_used(keys, None, day="d2") == 150
-    await limits.reserve_tokens(keys, None, 800, day="d2")
+    assert await limits.tokens_used(keys, "discord:guild", day="d2") == 150
+    await limits.reserve_tokens(keys, "discord:guild", 800, day="d2")
     with pytest.raises(RateLimited, match="as much as I can for this community today"):
-        await limits.reserve_tokens(keys, None, 100, day="d2")
+        await limits.reserve_tokens(keys, "discord:guild", 100, day="d2")
+
+
+async def test_direct_messages_have_a_budget_per_member(redis_client: aioredis.Redis) -> None:
+    limits = Limits(redis_client, LimitSettings(5, 12, community_daily_tokens=1000,
+                                                member_daily_tokens=300))
+    keys = Keys("shop-2")
+    for _ in range(3):
+        await limits.reserve_tokens(keys, None, 100, day="d3", member_key="telegram:1")
+    with pytest.raises(RateLimited, match="as much as I can for you today"):
+        await limits.reserve_tokens(keys, None, 1, day="d3", member_key="telegram:1")
+    for member in range(2, 50):  # every other member's DMs are unaffected
+        await limits.reserve_tokens(keys, None, 100, day="d3", member_key=f"telegram:{member}")
+    assert await limits.tokens_used(keys, None, day="d3", member_key="telegram:1") == 300
+    assert await limits.tokens_used(keys, None, day="d3", member_key="telegram:2") == 100
+    await limits.reserve_tokens(keys, "telegram:-100", 900, day="d3")  # communities: their own
