@@ -8,11 +8,10 @@ import unicodedata
 from collections.abc import Iterable
 
 from bot.safety.base import SafetyContext, SafetyFilter, Verdict
-from bot.safety.pii import redact
+from bot.safety.pii import INVISIBLE, redact
 
 # Zero-width and bidi controls hide text from moderators and split words the filters look for.
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\u00ad"
-                        "\U000e0000-\U000e007f]")
+_INVISIBLE = INVISIBLE
 
 INJECTION_REPLY = ("I can only help with questions about the shop — its products, orders, "
                    "shipping and policies. What can I help you find?")
