@@ -96,6 +96,15 @@ class RedactPII:
 
 _MASS_MENTION = re.compile(r"@(everyone|here|channel|all)\b", re.IGNORECASE)
 _ROLE_OR_USER_PING = re.compile(r"<@[&!]?\d+>|<#\d+>")
+_USER_OR_ROLE_PING = re.compile(r"<@[&!]?\d+>")
+
+
+def strip_mentions(text: str) -> str:
+    """No mass ping (`@everyone` becomes `everyone`) and no user or role ping: what every
+    reply gets, command errors that echo what a member typed included."""
+    return _USER_OR_ROLE_PING.sub("(mention)", _MASS_MENTION.sub(lambda m: m.group(1), text))
+
+
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\."
                   r"(?:com|net|org|io|co|shop|store|example|ly|gg|me|app|xyz|info|biz)"
                   r"(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
