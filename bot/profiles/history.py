@@ -13,6 +13,7 @@ from bot.errors import UserInputError
 from bot.events import Platform
 from bot.profiles.ingest import ProfileWriter
 from bot.profiles.queue import IngestItem
+from bot.safety.pii import redact
 from lm_service.api import LMClient
 
 _PLATFORMS = {p.value for p in Platform}
@@ -91,8 +92,9 @@ def _parse_line(line: str) -> HistoryLine:
     community = item.get("community")
     if community is not None and not isinstance(community, str | int):
         raise ValueError("community must be an id (string or number) or null")
-    return HistoryLine(platform, _community_key(platform, community), str(user).strip(), text,
-                       _timestamp(item.get("ts")))
+    # Redacted as it is read, like live messages: the profile keeps snippets of it.
+    return HistoryLine(platform, _community_key(platform, community), str(user).strip(),
+                       redact(text)[0], _timestamp(item.get("ts")))
 
 
 def _community_key(platform: str, community: Any) -> str | None:

@@ -153,3 +153,39 @@ async def test_a_claim_while_redis_is_down_waits_for_it_instead_of_dropping_the_
     finally:
         await client.aclose()
         await asyncio.to_thread(server.stop)
+
+
+async def test_a_pending_update_keeps_only_redacted_words_and_still_replays(
+    tg_api: TelegramStandIn, tg_adapter: TgAdapterFactory, tg_host: TgCommandHost
+) -> None:
+    """The pending buffer outlives its key in the append-only file: what it holds is the
+    stored form — no email, phone or card, no replied-to text — and a replay works from it."""
+    gate = asyncio.Event()
+    heard: list[str] = []
+
+    async def hold(ctx: CommandContext) -> str:
+        await gate.wait()
+        heard.append(str(ctx.args["text"]))
+        return "held"
+
+    tg_host.registry.register(CommandSpec("hold", "hold", hold, args=(Arg("text", ArgKind.TEXT),)))
+    tg_api.group(GROUPS[0])
+    first = await tg_adapter()
+    earlier = tg_api.message(GROUPS[0], 8, "my card is 4111 1111 1111 1111")
+    tg_api.message(GROUPS[0], 7, "/hold mail jörg@müller.de or call +44 20 7946 0958",
+                   reply_to=earlier, contact={"phone_number": "+442079460958",
+                                              "first_name": "Jörg"})
+    await tg_api.wait_for(lambda: any("/hold" in i.text for i in tg_host.seen))
+    await first.stop(drain_s=0.2)  # /hold is given back, still pending
+    raw = await tg_host.redis.hgetall("sk:_global:telegram:4242:pending")
+    assert len(raw) == 1
+    [stored] = raw.values()
+    for secret in ("jörg@", "müller", "7946", "4111", "phone_number", "j\\u00f6rg"):
+        assert secret not in stored
+    assert "[email]" in stored and "[phone]" in stored
+
+    gate.set()
+    await tg_adapter()
+    await tg_api.wait_for(lambda: bool(tg_api.sent))
+    assert heard == ["mail [email] or call [phone]"]
+    assert [s.text for s in tg_api.sent] == ["held"]
