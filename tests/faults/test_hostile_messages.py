@@ -117,3 +117,34 @@ async def test_a_guarded_reply_still_says_what_it_would(pipeline: CommandPipelin
     [reply] = await pipeline.handle(_inbound("/quote ping @everyone and <@123>",
                                              Platform.DISCORD))
     assert reply.text == "you said: ping everyone and (mention)"
+
+
+async def _count(ctx: CommandContext) -> str:
+    return f"{ctx.args['n']} x {ctx.args['f']}"
+
+
+COUNT = CommandSpec("count", "Take a whole number and a number.", _count,
+                    args=(Arg("n", ArgKind.INT), Arg("f", ArgKind.FLOAT)))
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("/count " + "9" * 3900 + " 1", "/count: n must be a whole number of at most 15 digits."),
+    ("/count 99999999999999999999 1", "/count: n must be a whole number of at most 15 digits."),
+    ("/count 1 1e999", "/count: f must be a finite number, not '1e999'."),
+    ("/count 1 nan", "/count: f must be a finite number, not 'nan'."),
+    ("/count 1 " + "x" * 3000, "/count: f must be a number, not '" + "x" * 38 + "..."),
+])
+async def test_numbers_out_of_range_get_a_short_clear_error(redis_url: str, redis_client: object,
+                                                            text: str, error: str) -> None:
+    pipe = CommandPipeline(redis_url, extra=[COUNT])
+    await pipe.start()
+    try:
+        before = await snapshot(redis_url)
+        [reply] = await pipe.handle(_inbound(text))
+        assert reply.text.startswith(error), reply.text
+        assert len(reply.text) < 300
+        assert await snapshot(redis_url) == before
+        [ok] = await pipe.handle(_inbound("/count 123456789012345 2.5"))
+        assert ok.text == "123456789012345 x 2.5"
+    finally:
+        await pipe.stop()
