@@ -105,7 +105,9 @@ def strip_mentions(text: str) -> str:
     return _USER_OR_ROLE_PING.sub("(mention)", _MASS_MENTION.sub(lambda m: m.group(1), text))
 
 
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\."
+# A bare domain may only start where a run of name characters starts: from inside one, every
+# start would rescan the run (a quadratic cost on "a.a.a.a...").
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|(?<![a-z0-9.-])[a-z0-9-]+(?:\.[a-z0-9-]+)*\."
                   r"(?:com|net|org|io|co|shop|store|example|ly|gg|me|app|xyz|info|biz)"
                   r"(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
 
