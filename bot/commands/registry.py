@@ -101,7 +101,7 @@ class CommandSpec:
 
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_TOKEN = re.compile(r"\s*+(?:\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|(\S+))")
+_TOKEN = re.compile(r"(?<!\s)\s*+(?:\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|(\S+))")
 _UNCLOSED = re.compile(r"^\s*[\"']")
 
 
