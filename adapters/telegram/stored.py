@@ -34,9 +34,25 @@ def stored_form(update: dict[str, Any]) -> dict[str, Any]:
             kept["message"] = _message(query["message"], replied=False, texts=False)
         out["callback_query"] = kept
     for kind in ("chat_member", "my_chat_member"):
-        # Who joined or left, with what rights and through which invite: no member's words.
         if isinstance(update.get(kind), dict):
-            out[kind] = update[kind]
+            out[kind] = _member_change(update[kind])
+    return out
+
+
+def _member_change(change: dict[str, Any]) -> dict[str, Any]:
+    """Who joined or left, with what rights and through which invite: the rights fields stay
+    whole (each status has its own required ones), the people in it shrink to their ids and
+    names."""
+    out = dict(change)
+    out["chat"] = _pick(change.get("chat", {}), _CHAT)
+    if isinstance(change.get("from"), dict):
+        out["from"] = _pick(change["from"], _USER)
+    for side in ("old_chat_member", "new_chat_member"):
+        if isinstance(change.get(side), dict):
+            out[side] = dict(change[side], user=_pick(change[side].get("user", {}), _USER))
+    link = change.get("invite_link")
+    if isinstance(link, dict) and isinstance(link.get("creator"), dict):
+        out["invite_link"] = dict(link, creator=_pick(link["creator"], _USER))
     return out
 
 
