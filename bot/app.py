@@ -98,6 +98,7 @@ class App:
             self.registry, self.tenancy,
             conversation=_as_conversation(conversation),
             observers=[_as_observer(o) for o in observers],
+            max_message_chars=settings.max_message_chars,
         )
         self._started: list[str] = []
 

@@ -1,4 +1,4 @@
-"""Logging set-up: readable lines by default, JSON lines with `SHOPKEEP_LOG_JSON=true`."""
+"""Logging set-up: readable or JSON lines (`SHOPKEEP_LOG_JSON=true`), personal data redacted."""
 
 from __future__ import annotations
 
@@ -9,7 +9,31 @@ import sys
 import time
 from typing import TextIO
 
+from bot.safety.pii import redact
+
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="-")
+
+
+class _RedactingFilter(logging.Filter):
+    """Personal data out of every line, whatever logged it (ours, an SDK, a traceback that
+    quotes a member's message): log files are disk too."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: logging itself reports it
+            return True
+        clean = redact(message)[0]
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(_PLAIN.formatException(record.exc_info))[0]
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)[0]
+        return True
+
+
+_PLAIN = logging.Formatter()
 
 
 class _CorrelationFilter(logging.Filter):
@@ -37,8 +61,10 @@ class JsonFormatter(logging.Formatter):
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in payload:
-                payload[key] = value
-        if record.exc_info:
+                payload[key] = redact(value)[0] if isinstance(value, str) else value
+        if record.exc_text:
+            payload["exc"] = record.exc_text
+        elif record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         return json.dumps(payload, ensure_ascii=False, default=str)
 
@@ -46,6 +72,7 @@ class JsonFormatter(logging.Formatter):
 def make_handler(stream: TextIO, json_lines: bool = False) -> logging.Handler:
     """A handler stamping each record with the current message's correlation id."""
     handler = logging.StreamHandler(stream)
+    handler.addFilter(_RedactingFilter())
     handler.addFilter(_CorrelationFilter())
     if json_lines:
         handler.setFormatter(JsonFormatter())

@@ -7,9 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bot.errors import UserInputError
+from bot.parsing import DocumentError, load_yaml
 from bot.storage.store import Store
 
 EDITABLE = ("name", "shop_name", "tone", "greeting", "signoff")
@@ -35,7 +34,10 @@ class Persona:
 
     @classmethod
     def from_yaml(cls, path: Path) -> Persona:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        try:
+            data = load_yaml(path.read_text(encoding="utf-8")) or {}
+        except DocumentError as exc:
+            raise UserInputError(f"{path.name}: not valid YAML: {exc}") from None
         if not isinstance(data, dict):
             raise UserInputError(f"{path.name}: a persona file must be a mapping of fields")
         return cls.from_mapping(data)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from bot.commands.registry import CommandSpec
 from bot.events import CommunityRef, Inbound, MembershipChange, Outbound, OutboundFile, Platform
+from bot.safety.pii import redact
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -39,6 +40,12 @@ class AdapterHost(Protocol):
 
     @property
     def redis(self) -> aioredis.Redis: ...
+
+
+def redact_personal_data(text: str) -> str:
+    """`text` with emails, phone, card numbers and IBANs replaced by placeholders: the only
+    form of a member's words an adapter may keep (an update buffer, a log line)."""
+    return redact(text)[0]
 
 
 @dataclass(frozen=True)

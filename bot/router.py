@@ -14,6 +14,7 @@ from bot.commands.registry import CommandContext, CommandRegistry, CommandResult
 from bot.errors import MissingPermission, ServiceBusy, StorageUnavailable, UserFacingError
 from bot.events import Inbound, Outbound, Privilege
 from bot.ops.metrics import MessageMeter
+from bot.safety.filters import strip_mentions
 from bot.safety.pii import redact
 from bot.storage.store import CONNECTION_ERRORS
 from bot.tenancy import Tenancy
@@ -23,6 +24,7 @@ log = logging.getLogger(__name__)
 
 OBSERVERS_AT_ONCE = 32
 NOT_CONNECTED = "I'm not connected to this community, so I can't help here."
+MAX_MESSAGE_CHARS = 4000  # the default of SHOPKEEP_MAX_MESSAGE_CHARS
 
 
 class ConversationHandler(Protocol):
@@ -44,8 +46,10 @@ class Router:
         tenancy: Tenancy,
         conversation: ConversationHandler | None = None,
         observers: Iterable[MessageObserver] = (),
+        max_message_chars: int = MAX_MESSAGE_CHARS,
     ) -> None:
         self.registry = registry
+        self.max_message_chars = max_message_chars
         self.tenancy = tenancy
         self.conversation = conversation
         self.observers = list(observers)
@@ -59,16 +63,24 @@ class Router:
     async def handle(self, inbound: Inbound) -> list[Outbound]:
         """The adapters' entry point: returns the replies to send (often none)."""
         with self.meter.track(inbound) as handling:
-            replies = await self._handle(_valid_unicode(inbound))
+            too_long = _too_long(inbound, self.max_message_chars)
+            if too_long is None:
+                inbound = _cut(inbound, self.max_message_chars)
+            replies = await self._handle(_valid_unicode(inbound), too_long)
+            # Every reply, command errors that quote the member included, without pings.
+            replies = [replace(r, text=strip_mentions(r.text)) for r in replies]
             self.meter.replied(handling, replies)
             return replies
 
-    async def _handle(self, inbound: Inbound) -> list[Outbound]:
+    async def _handle(self, inbound: Inbound, too_long: Outbound | None) -> list[Outbound]:
         try:
             place = await self.tenancy.place(inbound)
             if place.merchant is None:
                 self.meter.note("unapproved")
                 return await self._unapproved(inbound)
+            if too_long is not None:  # refused in an approved place only: strangers get nothing
+                self.meter.note("user_error")
+                return [too_long]
             merchant = place.merchant
             if inbound.command is not None or inbound.text.lstrip().startswith("/"):
                 return await self._run_command(inbound, merchant, place.privilege)
@@ -182,6 +194,32 @@ class Router:
         except Exception:
             log.exception("observer %s failed on %s", type(observer).__name__,
                           inbound.message_id)
+
+
+def _too_long(inbound: Inbound, limit: int) -> Outbound | None:
+    """A command longer than `limit` characters is refused whole: cut, it could store half of
+    what a moderator meant. Nothing has read it yet, so nothing changed."""
+    if inbound.command is not None:
+        length = sum(len(v) for v in inbound.command.args.values() if isinstance(v, str))
+    elif inbound.text.lstrip().startswith("/"):
+        length = len(inbound.text)
+    else:
+        return None
+    if length <= limit:
+        return None
+    return _reply(inbound, f"That command is {length:,} characters long; the limit is "
+                           f"{limit:,}. Nothing was changed — shorten it, or import long "
+                           "texts as a file.", private=True, error="refused")
+
+
+def _cut(inbound: Inbound, limit: int) -> Inbound:
+    """Any other message is cut to `limit` characters (at a space where there is one near
+    the end) before anything reads it: a question keeps its start, chatter its gist."""
+    if len(inbound.text) <= limit:
+        return inbound
+    head = inbound.text[:limit]
+    space = head.rfind(" ", limit - limit // 10)
+    return replace(inbound, text=head[:space] if space > 0 else head)
 
 
 def _valid_unicode(inbound: Inbound) -> Inbound:

@@ -115,7 +115,8 @@ class Settings(BaseSettings):
     profile_retention_days: int = Field(365, ge=1, description="Profiles of members idle "
                                         "longer expire.")
     max_message_chars: int = Field(4000, ge=100, description="Longer inbound messages are "
-                                   "cut before anything reads them.")
+                                   "cut before anything reads them; longer commands are "
+                                   "refused, changing nothing.")
 
     # Answers (issue 5): how replies are made, remembered and filtered
     reply_mode: Literal["auto", "quote", "generate"] = Field(

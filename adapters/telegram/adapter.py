@@ -352,7 +352,9 @@ class TelegramAdapter(Adapter):
             self._targets.popitem(last=False)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("Telegram handler error on %r", update, exc_info=context.error)
+        # The update's id only: its repr carries the member's words.
+        update_id = update.update_id if isinstance(update, Update) else None
+        log.error("Telegram handler error on update %s", update_id, exc_info=context.error)
 
     # Publishing and webhook
 

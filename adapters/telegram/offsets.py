@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 
+from adapters.telegram.stored import stored_form
 from bot.storage.keys import telegram as tg_key
 from bot.storage.store import CONNECTION_ERRORS
 
@@ -41,10 +42,12 @@ class UpdateLedger:
 
     async def received(self, updates: list[dict[str, Any]], next_offset: int) -> None:
         """Record a fetched batch as pending and the offset that will confirm it, in one
-        transaction, before the batch is confirmed to Telegram."""
+        transaction, before the batch is confirmed to Telegram. Each update is kept in its
+        stored form (see `stored_form`): a replay after a crash reads redacted words."""
         async with self.redis.pipeline(transaction=True) as pipe:
             for update in updates:
-                pipe.hsetnx(self._pending_key, str(update["update_id"]), json.dumps(update))
+                pipe.hsetnx(self._pending_key, str(update["update_id"]),
+                            json.dumps(stored_form(update), ensure_ascii=False))
             pipe.set(self._offset_key, next_offset)
             await pipe.execute()
 

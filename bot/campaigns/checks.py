@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 _PRICE = re.compile(
     r"(?:(?P<sym>[$€£])\s?(?P<a>\d[\d,]*(?:\.\d{1,2})?))"
-    r"|(?:(?P<b>\d[\d,]*(?:\.\d{1,2})?)\s?(?:USD|EUR|GBP|dollars?|euros?)\b)",
+    r"|(?:(?<![\d,])(?P<b>\d[\d,]*(?:\.\d{1,2})?)\s?(?:USD|EUR|GBP|dollars?|euros?)\b)",
     re.IGNORECASE,
 )
 _URL = re.compile(r"(?:https?://|www\.)[^\s<>()\"']+", re.IGNORECASE)

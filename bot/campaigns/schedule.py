@@ -14,9 +14,12 @@ from bot.campaigns.models import ScheduleSpec, format_seconds
 from bot.errors import UserInputError
 
 MIN_INTERVAL_S = 60  # anything faster is spam, whatever the moderator meant
+MAX_AHEAD_S = 366 * 86400  # the furthest a run may be planned, and the longest interval
+_LONGEST = "366d (a year)"
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600,
           "hour": 3600, "d": 86400, "day": 86400, "w": 604800, "week": 604800}
-_DURATION_PART = re.compile(r"(\d+)\s*([a-z]+?)s?(?=\d|\s|$)")
+# Possessive: a moderator's thousands of digits are read once, never backtracked over.
+_DURATION_PART = re.compile(r"(?<!\d)(\d++)\s*+([a-z]++)")
 _CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
 _EXAMPLES = ("Use an ISO time (2026-12-01T09:00), 'in 10m', 'every 2h', or cron "
              "('cron 0 9 * * mon').")
@@ -39,15 +42,21 @@ def parse_duration(text: str) -> int:
         UserInputError: the text is not a duration.
     """
     compact = text.strip().lower()
+    shown = compact if len(compact) <= 40 else compact[:37] + "..."
     total, consumed = 0, ""
     for match in _DURATION_PART.finditer(compact):
-        unit = match.group(2)
+        number, unit = match.group(1), match.group(2)
+        if unit not in _UNITS and unit.endswith("s") and unit[:-1] in _UNITS:
+            unit = unit[:-1]  # hours, mins, weeks
         if unit not in _UNITS:
-            raise UserInputError(f"Unknown time unit {unit!r} in {text!r}; use s, m, h, d or w.")
-        total += int(match.group(1)) * _UNITS[unit]
+            raise UserInputError(f"Unknown time unit {unit[:20]!r} in {shown!r}; use s, m, h, "
+                                 "d or w.")
+        if len(number.lstrip("0")) > 9 or total + int(number) * _UNITS[unit] > MAX_AHEAD_S:
+            raise UserInputError(f"{shown!r} is too long; the longest is {_LONGEST}.")
+        total += int(number) * _UNITS[unit]
         consumed += match.group(0)
     if not total or re.sub(r"\s", "", consumed) != re.sub(r"\s", "", compact):
-        raise UserInputError(f"{text!r} is not a duration; write it like 30m, 2h or 1h30m.")
+        raise UserInputError(f"{shown!r} is not a duration; write it like 30m, 2h or 1h30m.")
     return total
 
 
@@ -97,6 +106,10 @@ def _parse_when(raw: str, zone: ZoneInfo, now: datetime) -> datetime:
             f"{raw} is in the past (it is now {now.strftime('%Y-%m-%d %H:%M')} "
             f"{zone.key}); pick a later time."
         )
+    if when - now > timedelta(seconds=MAX_AHEAD_S):
+        latest = now + timedelta(seconds=MAX_AHEAD_S)
+        raise UserInputError(f"{raw} is too far ahead; pick a time within {_LONGEST}, before "
+                             f"{latest.strftime('%Y-%m-%d %H:%M')} {zone.key}.")
     return when
 
 

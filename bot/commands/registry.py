@@ -7,6 +7,7 @@ command menu); the router uses them to parse text like `/faq add shipping "How f
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -105,7 +106,7 @@ class CommandSpec:
 
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_TOKEN = re.compile(r"\s*(?:\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|(\S+))")
+_TOKEN = re.compile(r"(?<!\s)\s*+(?:\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|(\S+))")
 _UNCLOSED = re.compile(r"^\s*[\"']")
 
 
@@ -253,6 +254,15 @@ _TRUE = {"yes", "y", "true", "on", "1"}
 _FALSE = {"no", "n", "false", "off", "0"}
 
 
+_MAX_DIGITS = 15  # beyond any count or period a command takes; int() of 5,000 digits fails
+
+
+def _shown(value: Any) -> str:
+    """The value as an error message may quote it: not a member's whole paragraph."""
+    text = repr(value)
+    return text if len(text) <= 42 else text[:39] + "..."
+
+
 def _convert(spec: CommandSpec, arg: Arg, value: Any) -> Any:
     bad = f"/{spec.name}: {arg.name} "
     if arg.kind in (ArgKind.STR, ArgKind.TEXT, ArgKind.MEMBER):
@@ -263,15 +273,21 @@ def _convert(spec: CommandSpec, arg: Arg, value: Any) -> Any:
     if arg.kind == ArgKind.INT:
         if isinstance(value, bool):
             raise BadArgument(bad + f"must be a whole number, not {value!r}.")
+        text = str(value).strip()
+        if len(text.lstrip("+-0")) > _MAX_DIGITS:
+            raise BadArgument(bad + f"must be a whole number of at most {_MAX_DIGITS} digits.")
         try:
-            return int(str(value).strip())
+            return int(text)
         except ValueError:
-            raise BadArgument(bad + f"must be a whole number, not {value!r}.") from None
+            raise BadArgument(bad + f"must be a whole number, not {_shown(value)}.") from None
     if arg.kind == ArgKind.FLOAT:
         try:
-            return float(str(value).strip())
+            number = float(str(value).strip())
         except ValueError:
-            raise BadArgument(bad + f"must be a number, not {value!r}.") from None
+            raise BadArgument(bad + f"must be a number, not {_shown(value)}.") from None
+        if not math.isfinite(number):
+            raise BadArgument(bad + f"must be a finite number, not {_shown(value)}.")
+        return number
     if arg.kind == ArgKind.BOOL:
         if isinstance(value, bool):
             return value

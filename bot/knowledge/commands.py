@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -97,14 +98,16 @@ class KnowledgeCommands:
 
     async def faq_import(self, ctx: CommandContext) -> str:
         file: Attachment = ctx.args["file"]
-        entries = parse_faq(file.data, file.filename)
+        # Parsing is CPU work on a moderator's file: off the event loop, so members' answers
+        # do not wait for it (bot.parsing bounds its time and size).
+        entries = await asyncio.to_thread(parse_faq, file.data, file.filename)
         report = await self.knowledge.import_faq(ctx.merchant, entries,
                                                  replace=bool(ctx.args.get("replace")))
         return report.summary(f"FAQ from {file.filename}")
 
     async def catalog_import(self, ctx: CommandContext) -> str:
         file: Attachment = ctx.args["file"]
-        products = parse_catalog(file.data, file.filename)
+        products = await asyncio.to_thread(parse_catalog, file.data, file.filename)
         report = await self.knowledge.import_catalog(ctx.merchant, products,
                                                      replace=bool(ctx.args.get("replace")))
         return report.summary(f"Catalog from {file.filename}")

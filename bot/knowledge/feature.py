@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -37,10 +38,11 @@ class KnowledgeFeature:
         """Import the demo shop's faq.yaml and catalog.csv (first run)."""
         faq_path, catalog_path = folder / "faq.yaml", folder / "catalog.csv"
         if faq_path.is_file():
-            entries = parse_faq(read_file(faq_path), faq_path.name)
+            entries = await asyncio.to_thread(parse_faq, read_file(faq_path), faq_path.name)
             report = await self.knowledge.import_faq(merchant, entries)
             log.info("%s", report.summary("demo FAQ"))
         if catalog_path.is_file():
-            products = parse_catalog(read_file(catalog_path), catalog_path.name)
+            products = await asyncio.to_thread(parse_catalog, read_file(catalog_path),
+                                               catalog_path.name)
             report = await self.knowledge.import_catalog(merchant, products)
             log.info("%s", report.summary("demo catalog"))

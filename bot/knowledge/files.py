@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from bot.errors import UserInputError
 from bot.knowledge.models import FaqEntry, Product, RowErrors, faq_from_row, product_from_row
+from bot.parsing import DocumentError, load_json, load_yaml
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 5000
@@ -138,16 +136,12 @@ def _csv_rows(text: str, filename: str) -> list[tuple[int, Any]]:
 
 
 def _tree_rows(text: str, filename: str, suffix: str, list_key: str) -> list[tuple[int, Any]]:
+    kind = "JSON" if suffix == "json" else "YAML"
     try:
-        tree = json.loads(text) if suffix == "json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFailed(filename, [f"not valid JSON at line {exc.lineno}: {exc.msg}"]
-                           ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "syntax error"
-        raise ImportFailed(filename, [f"not valid YAML{where}: {problem}"]) from None
+        tree = load_json(text) if suffix == "json" else load_yaml(text)
+    except DocumentError as exc:
+        where = f" at line {exc.line}" if exc.line else ""
+        raise ImportFailed(filename, [f"not valid {kind}{where}: {exc.problem}"]) from None
     if isinstance(tree, dict) and isinstance(tree.get(list_key), list):
         tree = tree[list_key]
     if tree is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +10,10 @@ from typing import Any
 
 from bot.errors import UserInputError
 from bot.events import Platform
+from bot.parsing import DocumentError, load_json
 from bot.profiles.ingest import ProfileWriter
 from bot.profiles.queue import IngestItem
+from bot.safety.pii import redact
 from lm_service.api import LMClient
 
 _PLATFORMS = {p.value for p in Platform}
@@ -72,9 +73,9 @@ def parse_history(path: Path) -> list[HistoryLine]:
 
 def _parse_line(line: str) -> HistoryLine:
     try:
-        item = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON ({exc.msg})") from None
+        item = load_json(line)
+    except DocumentError as exc:
+        raise ValueError(f"not valid JSON ({exc.problem})") from None
     if not isinstance(item, dict):
         raise ValueError('expected an object like {"platform": "telegram", "community": '
                          '"-100123", "user": "42", "text": "...", "ts": 1700000000}')
@@ -91,8 +92,9 @@ def _parse_line(line: str) -> HistoryLine:
     community = item.get("community")
     if community is not None and not isinstance(community, str | int):
         raise ValueError("community must be an id (string or number) or null")
-    return HistoryLine(platform, _community_key(platform, community), str(user).strip(), text,
-                       _timestamp(item.get("ts")))
+    # Redacted as it is read, like live messages: the profile keeps snippets of it.
+    return HistoryLine(platform, _community_key(platform, community), str(user).strip(),
+                       redact(text)[0], _timestamp(item.get("ts")))
 
 
 def _community_key(platform: str, community: Any) -> str | None:
@@ -107,14 +109,21 @@ def _timestamp(value: Any) -> float:
         raise ValueError("ts (when it was written) is missing")
     if isinstance(value, int | float):
         seconds = float(value)
-        return seconds / 1000 if seconds > 1e11 else seconds  # milliseconds, as some exports
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"ts {value!r} is neither epoch seconds nor an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.UTC)
-    return parsed.timestamp()
+        seconds = seconds / 1000 if seconds > 1e11 else seconds  # milliseconds, as some exports
+    else:
+        try:
+            parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"ts {str(value)[:40]!r} is neither epoch seconds nor an ISO 8601 "
+                             "time") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        seconds = parsed.timestamp()
+    # Profiles age and expire by these times: one from the far future would never expire.
+    latest = dt.datetime.now(dt.UTC).timestamp() + 86_400
+    if not 0 <= seconds <= latest:  # also NaN
+        raise ValueError(f"ts {str(value)[:40]} is out of range: between 1970-01-01 and now")
+    return seconds
 
 
 async def import_history(writer: ProfileWriter, lm: LMClient, merchant: str,

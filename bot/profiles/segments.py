@@ -35,6 +35,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
 _COMPARE = re.compile(r"^(?P<name>[^<>=]+?)(?P<op>>=|<=|>|<|=)(?P<value>-?\d+(?:\.\d+)?)$")
 _WINDOW = re.compile(r"^(?P<n>\d+)(?P<unit>[dh])$")
 _CHUNK = 1000
+MAX_WINDOW_DAYS = 3650  # ten years: longer than any profile is kept
 
 
 @dataclass(frozen=True)
@@ -163,9 +164,14 @@ def _parse_term(word: str) -> Term:
         return Term("interest", match["name"].lower(), match["op"], value, negate)
     if kind in ("active", "idle"):
         match = _WINDOW.match(rest.lower())
-        if match is None or int(match["n"]) == 0:
-            raise UserInputError(f"`{word}`: give a period like `{kind}:30d` or `{kind}:12h`.")
-        seconds = int(match["n"]) * (86_400 if match["unit"] == "d" else 3_600)
+        if match is None or int(match["n"][:12]) == 0:
+            raise UserInputError(f"`{_short(word)}`: give a period like `{kind}:30d` or "
+                                 f"`{kind}:12h`.")
+        hours = int(match["n"][:12]) * (24 if match["unit"] == "d" else 1)
+        if len(match["n"]) > 12 or hours > MAX_WINDOW_DAYS * 24:
+            raise UserInputError(f"`{_short(word)}`: the longest period is "
+                                 f"{MAX_WINDOW_DAYS}d ({MAX_WINDOW_DAYS // 365} years).")
+        seconds = hours * 3_600
         return Term(kind, value=float(seconds), negate=negate)
     if kind == "platform":
         names = [p.value for p in Platform]
@@ -177,6 +183,10 @@ def _parse_term(word: str) -> Term:
     if kind == "bought":
         return Term("bought", rest, negate=negate)
     raise UserInputError(_unknown(word))
+
+
+def _short(word: str) -> str:
+    return word if len(word) <= 40 else word[:37] + "..."
 
 
 def _unknown(word: str) -> str:

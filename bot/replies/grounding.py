@@ -9,7 +9,8 @@ from bot.knowledge.text import content_stems
 from bot.safety.filters import normalise_url
 
 _NUMBER = re.compile(r"(?<![\w.])\$?\d+(?:[.,]\d+)*")
-_URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+\.[a-z]{2,}/\S*", re.IGNORECASE)
+_URL = re.compile(r"(?:https?://|www\.)\S+|(?<![a-z0-9-])[a-z0-9-]+\.[a-z]{2,}/\S*",
+                  re.IGNORECASE)  # a bare domain starts only where its run starts: linear
 
 
 def numbers(text: str) -> set[str]:

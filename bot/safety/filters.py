@@ -8,11 +8,10 @@ import unicodedata
 from collections.abc import Iterable
 
 from bot.safety.base import SafetyContext, SafetyFilter, Verdict
-from bot.safety.pii import redact
+from bot.safety.pii import INVISIBLE, redact
 
 # Zero-width and bidi controls hide text from moderators and split words the filters look for.
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\u00ad"
-                        "\U000e0000-\U000e007f]")
+_INVISIBLE = INVISIBLE
 
 INJECTION_REPLY = ("I can only help with questions about the shop — its products, orders, "
                    "shipping and policies. What can I help you find?")
@@ -97,7 +96,18 @@ class RedactPII:
 
 _MASS_MENTION = re.compile(r"@(everyone|here|channel|all)\b", re.IGNORECASE)
 _ROLE_OR_USER_PING = re.compile(r"<@[&!]?\d+>|<#\d+>")
-_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\."
+_USER_OR_ROLE_PING = re.compile(r"<@[&!]?\d+>")
+
+
+def strip_mentions(text: str) -> str:
+    """No mass ping (`@everyone` becomes `everyone`) and no user or role ping: what every
+    reply gets, command errors that echo what a member typed included."""
+    return _USER_OR_ROLE_PING.sub("(mention)", _MASS_MENTION.sub(lambda m: m.group(1), text))
+
+
+# A bare domain may only start where a run of name characters starts: from inside one, every
+# start would rescan the run (a quadratic cost on "a.a.a.a...").
+_URL = re.compile(r"(?:https?://|www\.)[^\s<>\"')\]]+|(?<![a-z0-9.-])[a-z0-9-]+(?:\.[a-z0-9-]+)*\."
                   r"(?:com|net|org|io|co|shop|store|example|ly|gg|me|app|xyz|info|biz)"
                   r"(?:/[^\s<>\"')\]]*)?", re.IGNORECASE)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.events import Inbound, Outbound
+from bot.events import Destination, Inbound, Outbound, Platform
 from tests.adapters.conftest_discord import *  # noqa: F403  (the dc_ fixtures)
 from tests.adapters.conftest_discord import DiscordRig, long_text
 
@@ -32,8 +32,14 @@ async def test_everyone_in_an_answer_pings_no_one(dc_rig: DiscordRig) -> None:
     await standin.message("4", f"<@{standin.bot_id}> /echo @everyone @here <@&{standin.role_mod}>")
     await standin.wait_for(lambda: bool(standin.messages_in(standin.general)))
     [reply] = standin.messages_in(standin.general)
-    assert "@everyone" in reply.content  # the text is kept, the ping is not
+    # The router's guard takes the pings out of every reply; the adapter asks Discord not to
+    # ping all the same, which a text sent past the router (a campaign post) shows.
+    assert reply.content.startswith("echo: everyone here") and "<@&" not in reply.content
     assert reply.allowed_mentions == NO_MASS_PING
+    await dc_rig.adapter.send(Outbound(text="@everyone sale", destination=Destination(
+        Platform.DISCORD, channel_id=str(standin.general))))
+    post = standin.messages_in(standin.general)[-1]
+    assert "@everyone" in post.content and post.allowed_mentions == NO_MASS_PING
 
 
 async def test_chatter_without_mention_is_not_answered_and_shows_no_typing(

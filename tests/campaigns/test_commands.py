@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.events import Platform, Privilege
 from tests.campaigns.conftest import Build, RecordingAdapter, load_catalog, say
+from tests.faults.support import snapshot
 
 
 async def test_bad_input_gets_clear_errors_and_stores_nothing(make_feature: Build) -> None:
@@ -32,6 +33,35 @@ async def test_bad_input_gets_clear_errors_and_stores_nothing(make_feature: Buil
         assert expected in reply, (command, reply)
     assert await feature.repo.names("default") == []
     assert feature.scheduler.pending("default/a") == []
+
+
+async def test_out_of_range_times_and_periods_are_refused_with_the_allowed_range(
+        make_feature: Build, redis_url: str) -> None:
+    """These raised OverflowError ("something went wrong") and stored nothing by accident."""
+    feature = await make_feature([RecordingAdapter(Platform.DISCORD)])
+    await load_catalog(feature.core.store)
+    await say(feature, '/campaign create kept "every 1d" here "Spring tents"')
+    before = await snapshot(redis_url)
+    cases = {
+        '/campaign create a "in 99999999999999d" here "Spring tents"':
+            "'99999999999999d' is too long; the longest is 366d (a year).",
+        '/campaign create a "every 99999999999999d" here "Spring tents"':
+            "'99999999999999d' is too long; the longest is 366d (a year).",
+        f'/campaign create a "every {"9" * 3000}d" here "Spring tents"':
+            "...' is too long; the longest is 366d (a year).",
+        '/campaign create a "in 367d" here "Spring tents"': "the longest is 366d (a year)",
+        '/campaign create a 9999-12-31T23:59 here "Spring tents"':
+            "9999-12-31T23:59 is too far ahead; pick a time within 366d (a year), before ",
+        '/campaign create a "every 1d" here "Spring tents" segment=active:99999999d':
+            "`active:99999999d`: the longest period is 3650d (10 years).",
+        '/campaign edit kept schedule every 99999999999999d':
+            "the longest is 366d (a year)",
+    }
+    for command, expected in cases.items():
+        reply = await say(feature, command)
+        assert expected in reply, (command, reply)
+        assert "went wrong" not in reply
+    assert await snapshot(redis_url) == before
 
 
 async def test_members_cannot_run_campaign_commands(make_feature: Build) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -74,3 +75,34 @@ def test_targets_parse_and_reject_unknown_platforms() -> None:
         Target.parse("slack:general")
     with pytest.raises(UserInputError, match="at least one"):
         parse_targets(" , ")
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("in 99999999999999d", "'99999999999999d' is too long; the longest is 366d (a year)."),
+    ("every 99999999999999d", "'99999999999999d' is too long; the longest is 366d (a year)."),
+    ("every 53w", "'53w' is too long; the longest is 366d (a year)."),
+    ("in " + "9" * 5000 + "s", "'9999999999999999999999999999999999999...' is too long"),
+    ("9999-12-31T23:59", "9999-12-31T23:59 is too far ahead; pick a time within 366d (a year), "
+                         "before 2027-01-02 12:00 UTC."),
+])
+def test_out_of_range_schedules_name_the_allowed_range(text: str, message: str) -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    with pytest.raises(UserInputError) as caught:
+        parse_schedule(text, "UTC", now)
+    assert message in caught.value.message
+
+
+def test_the_longest_schedules_are_accepted() -> None:
+    now = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    assert parse_schedule("every 366d", "UTC", now).expr == str(366 * 86400)
+    assert parse_schedule("in 2 weeks 3 hours", "UTC", now).expr == "2026-01-15T15:00:00+00:00"
+    assert parse_schedule("2027-01-01T09:00", "UTC", now).kind == "once"
+
+
+def test_reading_a_duration_costs_linear_time() -> None:
+    """The old pattern backtracked over every digit run: 100 kB of digits took 16 s."""
+    start = time.process_time()
+    for text in ("1" * 100_000, "1 " * 50_000, "1h" * 50_000, "9" * 99_999 + "x"):
+        with pytest.raises(UserInputError):
+            parse_duration(text)
+    assert time.process_time() - start < 2

@@ -4,14 +4,20 @@ records or refused with a clear message naming the file — never a crash."""
 from __future__ import annotations
 
 import json
+import time
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot import parsing
 from bot.errors import UserInputError
 from bot.knowledge.files import parse_catalog, parse_faq
+from bot.persona import Persona
+from bot.profiles.history import parse_history
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo-shop"
 FAQ = (DEMO / "faq.yaml").read_bytes()
@@ -111,3 +117,105 @@ def test_a_billion_laughs_is_refused_quickly() -> None:
                      f"*{prev},*{prev}]")
     lines.append("faq: *i")
     _check(parse_faq, "\n".join(lines).encode(), "faq.yaml")
+
+
+def _laughs(levels: int = 8) -> list[str]:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for n in range(1, levels):
+        prev, cur = chr(ord("a") + n - 1), chr(ord("a") + n)
+        lines.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    return lines
+
+
+def _costs(call: Any) -> tuple[float, int]:
+    """CPU seconds and peak bytes allocated by `call()` (it must raise UserInputError)."""
+    tracemalloc.start()
+    start = time.process_time()
+    try:
+        call()
+    except UserInputError as exc:
+        error = exc.message
+    else:
+        raise AssertionError("accepted")
+    finally:
+        spent = time.process_time() - start
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert error
+    return spent, peak
+
+
+def test_an_alias_inside_a_field_is_refused_before_it_expands() -> None:
+    """The issue's file: 353 bytes, `question: *h`, took 5 s and 345 MB when the question
+    was turned into text. Now the alias is refused while reading, for almost nothing."""
+    data = "\n".join([*_laughs(), "faq:", "  - id: x", "    question: *h",
+                      "    answer: y", ""]).encode()
+    assert len(data) < 400
+    with pytest.raises(UserInputError) as caught:
+        parse_faq(data, "faq.yaml")
+    assert caught.value.message == (
+        "faq.yaml: nothing was imported, 1 problem to fix:\n  not valid YAML at line 1: "
+        "anchors and aliases (&name, *name) are not accepted; write each value out in full")
+    spent, peak = _costs(lambda: parse_faq(data, "faq.yaml"))
+    assert spent < 0.5 and peak < 5_000_000, (spent, peak)
+
+
+@pytest.mark.parametrize(("name", "data", "problem"), [
+    ("faq.json", b"[" * 100_000 + b"]" * 100_000, "not valid JSON: nested more than 20 levels"),
+    ("faq.json", b'{"faq": ' * 50 + b"[]" + b"}" * 50, "not valid JSON: nested more than 20"),
+    ("faq.yaml", b"[" * 100_000 + b"]" * 100_000, "not valid YAML at line 1: "),
+    ("faq.yaml", "".join("  " * i + "a:\n" for i in range(100)).encode(),
+     "not valid YAML at line 21: nested more than 20 levels deep"),
+    ("faq.yaml", b"- id: " + b"9" * 5000, "not valid YAML: a number is longer than 4,300"),
+    ("faq.json", b'[{"id": ' + b"9" * 5000 + b"}]", "not valid JSON: a number is longer than"),
+    ("faq.yaml", b"- &x {id: a, question: q, answer: a}\n- *x\n", "anchors and aliases"),
+    ("faq.yaml", b"- <<: *x\n", "not valid YAML at line 1: "),
+    ("catalog.json", b"[" * 5000 + b"]" * 5000, "not valid JSON: nested more than 20 levels"),
+])
+def test_deep_huge_and_aliased_documents_get_a_clear_error(name: str, data: bytes,
+                                                           problem: str) -> None:
+    parse = parse_catalog if name.startswith("catalog") else parse_faq
+    spent, peak = _costs(lambda: parse(data, name))
+    with pytest.raises(UserInputError) as caught:
+        parse(data, name)
+    assert caught.value.message.startswith(f"{name}: nothing was imported, 1 problem to fix:")
+    assert problem in caught.value.message, caught.value.message
+    assert "Traceback" not in caught.value.message and "sys." not in caught.value.message
+    assert spent < 2 and peak < 50_000_000, (spent, peak)
+
+
+def test_a_document_over_the_value_budget_is_refused() -> None:
+    with pytest.raises(parsing.DocumentError, match="more than 100 values"):
+        parsing.load_yaml("- " + "\n- ".join(["x"] * 200), max_nodes=100)
+    assert parsing.load_yaml("- x\n- y\n") == ["x", "y"]
+
+
+def test_a_parse_that_runs_past_its_budget_ends_with_a_clear_error() -> None:
+    big = "\n".join(f"- {{id: e{i}, question: q{i}, answer: a{i}}}" for i in range(20_000))
+    with pytest.raises(parsing.DocumentError, match=r"took longer than 1e-06 s to read"):
+        parsing.load_yaml(big, budget_s=1e-6)
+
+
+def test_a_persona_file_with_an_alias_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "persona.yaml"
+    path.write_text("\n".join([*_laughs(), "name: *h", ""]), encoding="utf-8")
+    with pytest.raises(UserInputError, match=r"persona\.yaml: not valid YAML: anchors and aliases"):
+        Persona.from_yaml(path)
+
+
+def test_history_lines_too_deep_or_out_of_range_are_listed(tmp_path: Path) -> None:
+    path = tmp_path / "export.jsonl"
+    good = {"platform": "telegram", "user": "1", "text": "hi", "ts": 1_700_000_000}
+    path.write_text("\n".join([
+        json.dumps(good), "[" * 100_000 + "]" * 100_000,
+        json.dumps(good | {"ts": 1e308}), json.dumps(good | {"ts": "9999-12-31T00:00:00"}),
+        json.dumps(good | {"ts": -5}),
+    ]), encoding="utf-8")
+    with pytest.raises(UserInputError) as caught:
+        parse_history(path)
+    message = caught.value.message
+    assert "4 bad line(s); nothing was imported" in message
+    assert "line 2: not valid JSON (nested more than 20 levels deep)" in message
+    assert "line 3: ts 1e+308 is out of range: between 1970-01-01 and now" in message
+    assert "line 4: ts 9999-12-31T00:00:00 is out of range" in message
+    assert "line 5: ts -5 is out of range" in message

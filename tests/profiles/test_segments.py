@@ -30,6 +30,9 @@ def test_parse_documented_example() -> None:
     ("platform:myspace", "platform is one of"),
     ("colour:blue", "don't understand"),
     ("messages>=lots", "messages>=5"),
+    ("active:99999999d", "`active:99999999d`: the longest period is 3650d (10 years)."),
+    ("idle:87601h", "the longest period is 3650d"),
+    ("active:" + "9" * 400 + "d", "`active:" + "9" * 30 + "...`: the longest"),
 ])
 def test_bad_expressions_say_how_to_fix_them(expr: str, fragment: str) -> None:
     with pytest.raises(UserInputError) as err:

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -27,8 +28,10 @@ class RedisServer:
     fault tests simulate a crash.
     """
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, config: Sequence[str] = ()) -> None:
+        """`config`: more `--name value` arguments (they override the defaults above)."""
         self.binary = binary or shutil.which("redis-server") or redis_server_binary()
+        self.config = list(config)
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="shopkeep-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
@@ -41,7 +44,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--daemonize", "no", "--protected-mode", "no"],
+             "--daemonize", "no", "--protected-mode", "no", *self.config],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
@@ -53,6 +56,10 @@ class RedisServer:
             except redis.RedisError:
                 time.sleep(0.05)
         raise RuntimeError(f"redis-server ({self.binary}) did not answer on port {self.port}")
+
+    def data_files(self) -> list[Path]:
+        """Every file the server has written to its data folder (AOF parts, RDB snapshot)."""
+        return sorted(p for p in self.dir.rglob("*") if p.is_file())
 
     def kill(self) -> None:
         if self.process is not None:
