@@ -97,6 +97,7 @@ async def test_a_strangers_server_is_never_served_before_or_after_the_shop_conne
         assert "Name: " in api.for_interaction(shown)[-1].content
         await api.message("4", f"<@{api.bot_id}> how long does shipping take?")
         await api.wait_for(lambda: bool(api.messages_in(api.general)), within=120)
+        await app.settle()  # the shop member's profile is stored before the snapshot
 
         # The stranger's server stays unconnected and silent; the hint is not repeated.
         second = await round_of_attacks(app, api, other, redis_client)

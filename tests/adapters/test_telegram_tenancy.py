@@ -90,6 +90,7 @@ async def test_a_strangers_group_is_never_served_before_or_after_the_shop_connec
         tg_api.message(SHOP, SHOP_MEMBER, "@shopkeep_bot how do I cancel my order?")
         tg_api.message(SHOP, SHOP_ADMIN, "/persona show")
         await tg_api.wait_for(lambda: len(tg_api.sent_to(SHOP)) == 3, timeout=120)
+        await app.settle()  # the shop member's profile is stored before the next snapshot
         replies = [s.text for s in tg_api.sent_to(SHOP)[1:]]
         assert any("Sources: " in r for r in replies)  # a member's question is answered
         assert any("Name: " in r for r in replies)  # the group's creator is a moderator

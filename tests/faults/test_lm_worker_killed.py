@@ -64,7 +64,10 @@ async def test_worker_killed_mid_answer_another_finishes_each_once(
     first = _worker_process(redis_url, tmp_path / "worker.log")
     console = ConsoleAdapter(interactive=False)
     settings = load_settings(redis_url=redis_url, data_dir=tmp_path, demo_shop=False,
-                             lm_backend="remote", lm_timeout_s=150, reply_mode="generate")
+                             lm_backend="remote", lm_timeout_s=150, reply_mode="generate",
+                             # every answer waits for its generation: on a loaded machine the
+                             # 3 s default would quote the source before the kill
+                             reply_generate_deadline_s=140)
     app = App(settings, adapters=[console])  # the App builds its own remote client
     stop = asyncio.Event()
     survivor: asyncio.Task[Any] | None = None
