@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.commerce import cli as commerce_cli
+from bot.dashboard import cli as dashboard_cli
 from bot.errors import ConfigError, ShopkeepError
 from bot.events import Inbound, MemberRef, Outbound, Platform, Privilege
 from bot.growth import cli as growth_cli
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     profiles_cli.add_parser(sub)  # shopkeep import history FILE (joins `import`)
     growth_cli.add_parser(sub)  # shopkeep stats
     commerce_cli.add_parser(sub)  # shopkeep sync
+    dashboard_cli.add_parser(sub)  # shopkeep dashboard link|serve
 
     return parser
 
@@ -112,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"shopkeep: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings, quiet=args.command in ("ask", "import", "stats", "sync"))
+    _configure_logging(settings, quiet=args.command in ("ask", "import", "stats", "sync")
+                       or getattr(args, "action", None) == "link")
     handler = COMMANDS[args.command]
     try:
         return asyncio.run(handler(settings, args))
@@ -140,7 +143,12 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         console = ConsoleAdapter(user=args.user, role=Privilege.parse(args.role),
                                  merchant=args.merchant)
         adapters.append(console)
-    app = App(settings, adapters=adapters)
+    front_ends = []
+    if settings.dashboard_port is not None:  # the moderators' web dashboard, same process
+        from adapters.web import WebDashboard
+
+        front_ends.append(WebDashboard(settings.dashboard_host, settings.dashboard_port))
+    app = App(settings, adapters=adapters, front_ends=front_ends)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -254,6 +262,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "import": knowledge_cli.cmd_import,
     "stats": growth_cli.cmd_stats,
     "sync": commerce_cli.cmd_sync,
+    "dashboard": dashboard_cli.cmd_dashboard,
 }
 COMMANDS["import"] = profiles_cli.with_history(COMMANDS.get("import"))  # + import history
 

@@ -34,6 +34,8 @@ class StatsReport:
     interests: list[tuple[str, int, int]]  # label, this period, the period before
     # day, active members, messages, referrals credited
     daily: list[tuple[str, int, int, int]] = field(default_factory=list)
+    # day, every metric summed over the platforms (questions, answered... per day)
+    daily_counts: list[tuple[str, dict[str, int]]] = field(default_factory=list)
 
     def platforms(self) -> list[str]:
         """Platforms that saw anything in the period or the active windows."""
@@ -143,6 +145,7 @@ class Analytics:
                 pipe.hgetall(keys.stats_counts(day))
             per_day = cast(list[dict[str, str]], await pipe.execute())
         daily = []
+        daily_counts: list[tuple[str, dict[str, int]]] = []
         for day, raw in zip(window, per_day, strict=True):
             day_total: Counter[str] = Counter()
             for name, value in raw.items():
@@ -153,6 +156,7 @@ class Analytics:
                     day_total[metric] += int(value)
             daily.append((day, _count_active(sets, [day])[ALL], day_total["messages"],
                           day_total["ref_credited"]))
+            daily_counts.append((day, {m: day_total[m] for m in METRICS}))
         sources = await self._ranked(keys, window, "sources")
         labels = await self.redis.hgetall(keys.stats_labels())
         before = self.calendar.days_back(now - days * 86_400, days)
@@ -162,7 +166,7 @@ class Analytics:
             days=days, end_day=window[-1], active=active, counts=counts,
             sources=[(str(labels.get(s, s)), c) for s, c in sources[:top]],
             interests=[(i, c, interests_before.get(i, 0)) for i, c in interests_now[:top]],
-            daily=daily,
+            daily=daily, daily_counts=daily_counts,
         )
 
     async def _active_sets(self, keys: Keys, days: list[str]) -> dict[tuple[str, str], set[str]]:
