@@ -8,8 +8,10 @@ from html import escape
 
 from markupsafe import Markup
 
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 36, 8, 10, 34
+# A narrow canvas, so that its text stays readable when a phone scales it down.
+WIDTH, HEIGHT = 420, 236
+LEFT, RIGHT, TOP, BOTTOM = 34, 6, 12, 50
+FONT = 13
 Series = tuple[str, Sequence[int], str]  # name, one value per label, fill colour
 
 
@@ -28,8 +30,8 @@ def stacked_bars(labels: Sequence[str], series: Sequence[Series], title: str) ->
         parts.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
                      'stroke="#d4d4d8" stroke-width="1"/>')
         parts.append(f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" '
-                     f'font-size="11" fill="#3f3f46">{tick}</text>')
-    every = max(1, len(labels) // 10)  # at most ~10 day labels, so they never overlap
+                     f'font-size="{FONT}" fill="#3f3f46">{tick}</text>')
+    every = max(1, -(-len(labels) // 7))  # at most 7 day labels, so they never overlap
     for i, label in enumerate(labels):
         x = LEFT + slot * i + (slot - bar) / 2
         base = float(TOP + plot_h)
@@ -43,15 +45,15 @@ def stacked_bars(labels: Sequence[str], series: Sequence[Series], title: str) ->
                          f'height="{h:.1f}" fill="{colour}"><title>{escape(label)}: '
                          f'{value} {escape(name)}</title></rect>')
         if i % every == 0:
-            parts.append(f'<text x="{x + bar / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" '
-                         f'text-anchor="middle" font-size="11" fill="#3f3f46">'
+            parts.append(f'<text x="{x + bar / 2:.1f}" y="{HEIGHT - BOTTOM + 18}" '
+                         f'text-anchor="middle" font-size="{FONT}" fill="#3f3f46">'
                          f'{escape(label)}</text>')
     legend_x = LEFT
     for name, _, colour in series:
-        parts.append(f'<rect x="{legend_x}" y="{HEIGHT - 12}" width="10" height="10" '
-                     f'fill="{colour}"/><text x="{legend_x + 14}" y="{HEIGHT - 3}" '
-                     f'font-size="11" fill="#18181b">{escape(name)}</text>')
-        legend_x += 24 + 7 * len(name)
+        parts.append(f'<rect x="{legend_x}" y="{HEIGHT - 15}" width="12" height="12" '
+                     f'fill="{colour}"/><text x="{legend_x + 17}" y="{HEIGHT - 4}" '
+                     f'font-size="{FONT}" fill="#18181b">{escape(name)}</text>')
+        legend_x += 30 + 7 * len(name)
     parts.append("</svg>")
     return Markup("".join(parts))
 

@@ -3,6 +3,7 @@ session cookie is set for that path only, and a session is looked up under that 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -40,11 +41,16 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
         static = str(scope.get("path", "")).startswith("/static/")
+        began = time.perf_counter()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 headers += SECURITY_HEADERS
+                # The time the page took on the server (reads and rendering), for
+                # bench/dashboard.py and the browser's developer tools.
+                spent = (time.perf_counter() - began) * 1000
+                headers.append((b"server-timing", f"app;dur={spent:.1f}".encode()))
                 if not static:  # pages hold members' data: never kept in a cache
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
