@@ -146,6 +146,10 @@ class Keys:
         """Sorted set of counts per item that day (`sources`, `interests`)."""
         return f"{self.root}:stats:{day}:{what}"
 
+    def stats_scratch(self) -> str:
+        """Set written and deleted inside one MULTI while a report counts unions."""
+        return f"{self.root}:stats:scratch"
+
     def stats_labels(self) -> str:
         return f"{self.root}:stats:labels"
 

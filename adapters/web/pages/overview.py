@@ -20,7 +20,8 @@ async def overview(ctx: Ctx) -> Response:
     growth = ctx.web.app.feature(GrowthFeature)
     days = _period(ctx.request.query_params.get("days"))
     now = time.time()
-    report = await growth.stats(ctx.merchant, days, now)  # the figures /stats shows
+    # The figures /stats shows, active members counted combined only (what this page shows)
+    report = await growth.stats(ctx.merchant, days, now, per_platform=False)
     leaders = await growth.referrals.leaderboard(ctx.merchant, now, "month", top=5)
     counts = report.counts[ALL]
     asked = counts["questions"]
