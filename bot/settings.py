@@ -240,6 +240,9 @@ class Settings(BaseSettings):
                                           "is kept.")
 
     # Web dashboard (issue 21)
+    scheduled_jobs: bool = Field(True, description="Fire scheduled campaign runs and the "
+                                 "weekly digest in this process (`shopkeep dashboard serve` "
+                                 "turns it off: it has no chat adapter to post with).")
     dashboard_port: int | None = Field(None, ge=0, le=65535, description="Serve the "
                                        "moderators' web dashboard from the bot on this port "
                                        "(unset: no dashboard; `shopkeep dashboard serve` runs "

@@ -54,7 +54,7 @@ class CampaignFeature:
             raise RuntimeError("the store must be started before the campaigns feature")
         self._scheduler = CampaignScheduler(
             url, self.repo, self.runner, misfire_grace_s=s.campaign_misfire_grace_s,
-            coalesce=s.campaign_coalesce, poll_s=s.campaign_poll_s)
+            coalesce=s.campaign_coalesce, poll_s=s.campaign_poll_s, fire=s.scheduled_jobs)
         await self._scheduler.start()
 
     async def stop(self) -> None:

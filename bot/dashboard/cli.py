@@ -41,7 +41,9 @@ def add_parser(sub: Any) -> None:
     serve = actions.add_parser("serve", help="serve the dashboard alone",
                                description="Serve the dashboard on SHOPKEEP_DASHBOARD_HOST:"
                                "SHOPKEEP_DASHBOARD_PORT (or --port) with every feature but no "
-                               "chat adapter. Point SHOPKEEP_REDIS_URL at the bot's Redis.")
+                               "chat adapter; scheduled campaign runs and the digest are left "
+                               "to the bot's processes. Point SHOPKEEP_REDIS_URL at the bot's "
+                               "Redis.")
     serve.add_argument("--port", type=int, help="port (default: SHOPKEEP_DASHBOARD_PORT)")
     serve.add_argument("--host", help="address (default: SHOPKEEP_DASHBOARD_HOST)")
 
@@ -85,7 +87,9 @@ async def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if port is None:
         raise ConfigError("Give --port or set SHOPKEEP_DASHBOARD_PORT.")
     host = args.host or settings.dashboard_host
-    settings = settings.model_copy(update={"dashboard_port": port, "dashboard_host": host})
+    # No chat adapter here: the bot's processes fire the scheduled runs, not this one.
+    settings = settings.model_copy(update={"dashboard_port": port, "dashboard_host": host,
+                                           "scheduled_jobs": False})
     app = App(settings, front_ends=[WebDashboard(host, port)])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -10,6 +10,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from adapters.console import ConsoleAdapter
 from bot.cli import main
 from bot.dashboard.audit import AuditLog
 from bot.dashboard.jobs import Jobs, Progress
@@ -97,3 +98,46 @@ async def test_the_cli_prints_a_link_that_signs_in(
         bad = await asyncio.to_thread(main, ["dashboard", "link", "--member", "nobody"])
         assert bad == 1
         assert "platform:user_id" in capsys.readouterr().err
+
+
+async def test_a_dashboard_only_process_leaves_scheduled_runs_to_the_bot(
+        redis_url: str, redis_client: aioredis.Redis, tmp_path: Path,
+        lm_client: LMClient) -> None:
+    """`shopkeep dashboard serve` has no chat adapter: a run due while only it is up waits
+    in the shared job store, and the bot's process posts it."""
+    from bot.app import App
+    from bot.campaigns import CampaignFeature, actions
+    from bot.settings import load_settings
+
+    common = {"redis_url": redis_url, "demo_shop": False, "campaign_poll_s": 0.2,
+              "campaign_misfire_grace_s": 300}
+    web_only = App(load_settings(data_dir=tmp_path / "web", scheduled_jobs=False, **common),
+                   lm=lm_client)
+    await web_only.start()
+    try:
+        campaigns = web_only.feature(CampaignFeature)
+        await campaigns.repo.note_channel("default", "console:console")
+        await actions.create_campaign(campaigns, "default", actions.NewCampaign(
+            name="soon", schedule="in 1s", targets="console:console", brief="Tents are back",
+            by="console:mod", notify_platform="console", notify_user="mod"))
+        await actions.edit_field(campaigns, "default", "soon", "text", "Tents are back!")
+        await actions.approve_draft(campaigns, "default", "soon", "console:mod")
+        await asyncio.sleep(2.5)  # the run is due; this process must not take it
+        assert await campaigns.repo.recent_runs("default", "soon") == []
+        assert len(campaigns.scheduler.pending("default/soon")) == 1
+    finally:
+        await web_only.stop()
+
+    console = ConsoleAdapter(user="mod", interactive=False)
+    bot = App(load_settings(data_dir=tmp_path / "bot", **common), adapters=[console],
+              lm=lm_client)
+    await bot.start()
+    try:
+        for _ in range(300):
+            if any(o.text == "Tents are back!" for o in console.sent):
+                break
+            await asyncio.sleep(0.1)
+        assert [o.text for o in console.sent if o.text == "Tents are back!"] == [
+            "Tents are back!"]
+    finally:
+        await bot.stop()
