@@ -26,7 +26,7 @@ EDITABLE = ("brief", "schedule", "timezone", "targets", "segment", "products", "
 @dataclass(frozen=True)
 class NewCampaign:
     """What a moderator fills in to create a campaign; `by` is their member key and
-    `notify_platform`/`notify_user` where run reports reach them."""
+    `notify_platform`/`notify_user` (or `notify_channel`) where run reports reach them."""
 
     name: str
     schedule: str
@@ -35,6 +35,7 @@ class NewCampaign:
     by: str
     notify_platform: str
     notify_user: str
+    notify_channel: str = ""
     tz: str = ""
     segment: str = ""
     products: str = ""
@@ -102,7 +103,7 @@ async def create_campaign(f: CampaignFeature, merchant: str, new: NewCampaign,
         merchant=merchant, name=name, brief=brief[:1000], schedule=schedule, targets=targets,
         segment=segment, products=products, kind=new.kind, auto_approve=new.auto_approve,
         created_by=new.by, notify_platform=new.notify_platform, notify_user=new.notify_user,
-        created_at=time.time(),
+        notify_channel=new.notify_channel, created_at=time.time(),
     )
     times = next_runs(schedule, datetime.now(UTC))
     if not times:
@@ -225,13 +226,14 @@ async def delete_campaign(f: CampaignFeature, merchant: str, name: str) -> str:
 
 async def run_history(f: CampaignFeature, merchant: str, name: str,
                       runs: int = 10) -> tuple[Campaign, list[RunRecord]]:
-    """The campaign's recent runs, newest first, each with its deliveries (oldest first)."""
+    """The campaign's recent runs, newest first, each with its deliveries: those that need
+    a look (uncertain, failed) first, then oldest first."""
     campaign = await f.repo.require(merchant, validate_name(name))
     records = []
     for run_id, info in await f.repo.recent_runs(merchant, campaign.name, runs):
         deliveries = await f.repo.deliveries(merchant, campaign.name, run_id)
-        records.append(RunRecord(run_id, info,
-                                 sorted(deliveries.values(), key=lambda d: d.at)))
+        records.append(RunRecord(run_id, info, sorted(
+            deliveries.values(), key=lambda d: (d.status not in ("uncertain", "failed"), d.at))))
     return campaign, records
 
 

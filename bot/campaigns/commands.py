@@ -148,8 +148,11 @@ class CampaignCommands:
         lines = [f"Recent runs of {campaign.name}:"]
         for run in runs:
             info = run.info
+            uncertain = int(info.get("uncertain") or 0)
             counts = (f" — {info.get('sent', 0)} sent, {info.get('failed', 0)} failed, "
-                      f"{info.get('skipped', 0)} skipped" if "sent" in info else "")
+                      f"{info.get('skipped', 0)} skipped"
+                      f"{f', {uncertain} uncertain' if uncertain else ''}"
+                      if "sent" in info else "")
             note = f" ({info['note']})" if info.get("note") else ""
             lines.append(f"• {run.run_id}: {info.get('status', '?')}{counts}{note}")
             for d in run.deliveries[:10]:
