@@ -158,3 +158,20 @@ async def test_cookies_are_secure_behind_an_https_proxy(dash: Running) -> None:
 
 def _attributes(cookie: str) -> set[str]:
     return {part.strip().lower() for part in cookie.split(";")[1:]}
+
+
+async def test_every_page_renders_for_a_signed_in_moderator(dash: Running) -> None:
+    async with httpx.AsyncClient(base_url=dash.url) as browser:
+        await sign_in(browser, await dash.link())
+        for path in ("/", "/?days=30", "/faq", "/faq/new", "/catalog", "/import?kind=catalog",
+                     "/gaps", "/campaigns", "/members", "/persona", "/tickets", "/audit"):
+            page = await browser.get(f"/m/default{path}")
+            assert page.status_code == 200, (path, page.status_code)
+            assert '<main id="main"' in page.text and 'aria-current="page"' in page.text, path
+            assert float(page.headers["server-timing"].split("dur=")[1]) >= 0
+        chart = await browser.get("/m/default/digest.png")
+        assert chart.headers["content-type"] == "image/png"
+        assert chart.content.startswith(b"\x89PNG")
+        for missing in ("/faq/nope", "/catalog/NOPE", "/campaigns/nope", "/members/x:1",
+                        "/jobs/abc123"):
+            assert (await browser.get(f"/m/default{missing}")).status_code == 404, missing
