@@ -141,6 +141,10 @@ async def test_preview_and_approve_a_campaign(dash: Running) -> None:
         await expect(page.get_by_role("status")).to_contain_text("Approved")
         await expect(page.get_by_role("button", name="Approved")).to_be_disabled()
         await screenshot(page, "05-campaign-approved")
+        await page.get_by_role("link", name="Campaigns").first.click()
+        row = page.get_by_role("row").filter(has_text="spring-tents")
+        await expect(row).to_contain_text("approved")
+        await screenshot(page, "05b-campaigns")
 
     campaign = await dash.app.feature(CampaignFeature).repo.require("default", "spring-tents")
     assert campaign.approved_text.strip() == draft and campaign.approved_by == "console:mod"
