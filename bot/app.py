@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, TypeVar
 
 import redis.asyncio as aioredis
 
@@ -12,6 +13,7 @@ from bot.commands.builtin import BuiltinCommands
 from bot.commands.registry import CommandRegistry, CommandSpec
 from bot.commerce.feature import CommerceFeature, OrdersFirst
 from bot.core import Core, Feature
+from bot.dashboard import DashboardFeature
 from bot.demo import load_demo_if_empty
 from bot.events import CommunityRef, Inbound, MembershipChange, Outbound
 from bot.growth import GrowthFeature
@@ -30,6 +32,16 @@ from bot.tenancy.feature import TenancyFeature
 from lm_service.api import GenerationRequest, GenerationResult, LMClient
 
 log = logging.getLogger(__name__)
+F = TypeVar("F")
+
+
+class FrontEnd(Protocol):
+    """A long-lived front end beside the chat adapters (the web dashboard): started once the
+    app is up, stopped before it."""
+
+    async def start(self, app: App) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 class _Builtins:
@@ -62,6 +74,7 @@ def build_features(core: Core) -> list[Feature]:
     replies.answer_listeners.append(growth.record_answer)  # /stats: answered vs not, sources
     campaigns.runner.delivery_listeners.append(growth.record_delivery)  # /stats: deliveries
     features.append(CommerceFeature(core))  # store connector: order status, catalog sync
+    features.append(DashboardFeature(core))  # /dashboard sign-in links for the web front end
     profiles.register_features(features)  # /forgetme reaches each feature's forget_member
     return features
 
@@ -71,9 +84,10 @@ class App:
     built from the settings and owned by the app."""
 
     def __init__(self, settings: Settings, adapters: Sequence[Adapter] = (),
-                 lm: LMClient | None = None) -> None:
+                 lm: LMClient | None = None, front_ends: Sequence[FrontEnd] = ()) -> None:
         self.settings = settings
         self.adapters = list(adapters)
+        self.front_ends = list(front_ends)
         self.store = Store(settings.redis_url, settings.data_dir, settings.redis_max_connections)
         self._owns_lm = lm is None
         self.lm: LMClient = InstrumentedLM(  # counts LM calls, tokens, latency; knows loaded
@@ -117,10 +131,19 @@ class App:
             self.outbox.attach(adapter)
             await adapter.start(self)
         self._started.append("adapters")
+        self._started.append("front_ends")  # stop() tolerates one that never started
+        for front_end in self.front_ends:
+            await front_end.start(self)
         log.info("Shopkeep started with %d adapter(s)", len(self.adapters))
 
     async def stop(self) -> None:
         """Stop taking messages first, then let work in flight finish, then close storage."""
+        if "front_ends" in self._started:
+            for front_end in reversed(self.front_ends):
+                try:
+                    await front_end.stop()
+                except Exception:
+                    log.exception("front end %s did not stop cleanly", type(front_end).__name__)
         if "adapters" in self._started:
             for adapter in reversed(self.adapters):
                 try:
@@ -179,6 +202,13 @@ class App:
     async def community_moved(self, old: CommunityRef, new: CommunityRef) -> None:
         """A community got a new id on its platform (what adapters call)."""
         await self.tenancy.community_moved(old, new)
+
+    def feature(self, kind: type[F]) -> F:
+        """The app's feature of this class (front ends call the features, not commands)."""
+        for feature in self.features:
+            if isinstance(feature, kind):
+                return feature
+        raise LookupError(f"no {kind.__name__} in this app")
 
     @property
     def commands(self) -> list[CommandSpec]:

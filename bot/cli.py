@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.commerce import cli as commerce_cli
+from bot.dashboard import cli as dashboard_cli
 from bot.errors import ConfigError, ShopkeepError
 from bot.events import Privilege
 from bot.growth import cli as growth_cli
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     growth_cli.add_parser(sub)  # shopkeep stats
     commerce_cli.add_parser(sub)  # shopkeep sync
     tenancy_cli.add_parser(sub)  # shopkeep communities list|code|approve|revoke
+    dashboard_cli.add_parser(sub)  # shopkeep dashboard link|serve
 
     return parser
 
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shopkeep: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings, quiet=args.command in ("ask", "import", "stats", "sync",
-                                                            "communities"))
+                                                            "communities")
+                       or getattr(args, "action", None) == "link")
     handler = COMMANDS[args.command]
     try:
         return asyncio.run(handler(settings, args))
@@ -154,7 +157,12 @@ async def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         console = ConsoleAdapter(user=args.user, role=Privilege.parse(args.role),
                                  merchant=args.merchant, files_dir=settings.data_dir / "files")
         adapters.append(console)
-    app = App(settings, adapters=adapters)
+    front_ends = []
+    if settings.dashboard_port is not None:  # the moderators' web dashboard, same process
+        from adapters.web import WebDashboard
+
+        front_ends.append(WebDashboard(settings.dashboard_host, settings.dashboard_port))
+    app = App(settings, adapters=adapters, front_ends=front_ends)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -211,6 +219,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], Coroutine[Any, Any,
     "stats": growth_cli.cmd_stats,
     "sync": commerce_cli.cmd_sync,
     "communities": tenancy_cli.cmd_communities,
+    "dashboard": dashboard_cli.cmd_dashboard,
 }
 COMMANDS["import"] = profiles_cli.with_history(COMMANDS.get("import"))  # + import history
 

@@ -12,6 +12,7 @@ from bot.parsing import DocumentError, load_yaml
 from bot.storage.store import Store
 
 EDITABLE = ("name", "shop_name", "tone", "greeting", "signoff")
+MAX_FIELD = 500
 
 
 @dataclass
@@ -58,3 +59,19 @@ async def save_persona(store: Store, merchant: str, persona: Persona) -> None:
     data: dict[Any, Any] = {k: str(v) for k, v in asdict(persona).items()}
     data["style_rules"] = json.dumps(persona.style_rules)
     await store.redis.hset(store.keys(merchant).persona(), mapping=data)
+
+
+async def set_persona_field(store: Store, merchant: str, name: str, value: str) -> str:
+    """Change one persona field (/persona set and the dashboard). One field per write: two
+    moderators changing different fields at once both keep theirs.
+
+    Raises:
+        UserInputError: an unknown field or a value over 500 characters.
+    """
+    if name not in EDITABLE:
+        raise UserInputError(f"Unknown persona field {name!r}; use one of {', '.join(EDITABLE)}.")
+    value = value.strip()
+    if len(value) > MAX_FIELD:
+        raise UserInputError(f"Keep persona fields under {MAX_FIELD} characters.")
+    await store.redis.hset(store.keys(merchant).persona(), name, value)
+    return value

@@ -251,6 +251,26 @@ class Settings(BaseSettings):
                                           "order conversation (and a verified email's hash) "
                                           "is kept.")
 
+    # Web dashboard (issue 21)
+    scheduled_jobs: bool = Field(True, description="Fire scheduled campaign runs and the "
+                                 "weekly digest in this process (`shopkeep dashboard serve` "
+                                 "turns it off: it has no chat adapter to post with).")
+    dashboard_port: int | None = Field(None, ge=0, le=65535, description="Serve the "
+                                       "moderators' web dashboard from the bot on this port "
+                                       "(unset: no dashboard; `shopkeep dashboard serve` runs "
+                                       "it alone).")
+    dashboard_host: str = Field("127.0.0.1", description="Address the dashboard listens on "
+                                "(put a TLS proxy in front of it to serve it beyond this "
+                                "machine).")
+    dashboard_url: str | None = Field(None, pattern=r"^https?://\S+$", description="The "
+                                      "dashboard's public address, used in sign-in links "
+                                      "(default: http://dashboard_host:dashboard_port).")
+    dashboard_link_ttl_s: int = Field(600, ge=30, le=3600, description="How long a /dashboard "
+                                      "sign-in link works (once).")
+    dashboard_session_ttl_s: int = Field(28_800, ge=300, le=7 * 86_400, description="How "
+                                         "long a dashboard sign-in lasts before a new link is "
+                                         "needed.")
+
     @field_validator("discord_moderator_roles", mode="before")
     @classmethod
     def _split_discord_roles(cls, value: Any) -> Any:

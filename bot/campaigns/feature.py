@@ -54,7 +54,7 @@ class CampaignFeature:
             raise RuntimeError("the store must be started before the campaigns feature")
         self._scheduler = CampaignScheduler(
             url, self.repo, self.runner, misfire_grace_s=s.campaign_misfire_grace_s,
-            coalesce=s.campaign_coalesce, poll_s=s.campaign_poll_s,
+            coalesce=s.campaign_coalesce, poll_s=s.campaign_poll_s, fire=s.scheduled_jobs,
             # A dead holder's run is looked for once per lease: it restarts within about
             # one lease of the holder's death (the lock's expiry) plus this check.
             stall_check_s=min(60.0, s.campaign_lock_ttl_s))

@@ -74,8 +74,14 @@ class CampaignRepo:
         return sorted(str(n) for n in await self.redis.smembers(Keys(merchant).campaign_names()))
 
     async def all(self, merchant: str) -> list[Campaign]:
-        found = [await self.get(merchant, n) for n in await self.names(merchant)]
-        return [c for c in found if c is not None]
+        names = await self.names(merchant)
+        keys = Keys(merchant)
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip for all
+            for name in names:
+                pipe.hgetall(keys.campaign(name))
+            found = await pipe.execute()
+        return [Campaign.from_hash({str(k): str(v) for k, v in data.items()})
+                for data in found if data]
 
     async def delete(self, merchant: str, name: str) -> None:
         keys = Keys(merchant)

@@ -82,7 +82,8 @@ class CampaignScheduler:
 
     def __init__(self, redis_url: str, repo: CampaignRepo, runner: CampaignRunner, *,
                  misfire_grace_s: int = 300, coalesce: bool = True, poll_s: float = 5.0,
-                 store_namespace: str = "", stall_check_s: float = 60.0) -> None:
+                 store_namespace: str = "", stall_check_s: float = 60.0,
+                 fire: bool = True) -> None:
         self.redis_url = redis_url
         self.store_namespace = store_namespace  # a separate job store on the same Redis
         self.stall_check_s = stall_check_s  # how often to look for runs a dead process left
@@ -95,6 +96,9 @@ class CampaignScheduler:
         self._poll: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[Any]] = set()
         self.results: list[tuple[str, str, RunResult]] = []  # (campaign, run, result) here
+        # False: this process only reads and writes the shared job store (a dashboard-only
+        # process, which has no chat adapter to post with); the bot's processes fire runs.
+        self.fire_runs = fire
 
     async def start(self) -> None:
         scheduler = AsyncIOScheduler(
@@ -105,8 +109,10 @@ class CampaignScheduler:
             timezone=UTC,
         )
         scheduler.add_listener(self._on_missed, EVENT_JOB_MISSED)
-        scheduler.start()
+        scheduler.start(paused=not self.fire_runs)
         self.scheduler = scheduler
+        if not self.fire_runs:
+            return
         await self.reconcile()
         await self.resume_stalled()
         self._poll = asyncio.create_task(self._poll_loop())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.commands.registry import Arg, ArgKind, CommandContext, CommandRegistry, CommandSpec
 from bot.errors import UserInputError
 from bot.events import Privilege
-from bot.persona import EDITABLE, load_persona
+from bot.persona import EDITABLE, load_persona, set_persona_field
 from bot.storage.store import Store
 
 
@@ -56,11 +56,8 @@ class BuiltinCommands:
         return (await load_persona(self.store, ctx.merchant)).describe()
 
     async def persona_set(self, ctx: CommandContext) -> str:
-        value = str(ctx.args["value"]).strip()
-        if len(value) > 500:
-            raise UserInputError("Keep persona fields under 500 characters.")
-        # One field only: two moderators changing different fields at once both keep theirs.
-        await self.store.redis.hset(ctx.keys.persona(), ctx.args["field"], value)
+        value = await set_persona_field(self.store, ctx.merchant, ctx.args["field"],
+                                        str(ctx.args["value"]))
         return f"Persona {ctx.args['field']} is now: {value}"
 
     async def helpchannel_add(self, ctx: CommandContext) -> str:

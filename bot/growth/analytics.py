@@ -34,11 +34,13 @@ class StatsReport:
     interests: list[tuple[str, int, int]]  # label, this period, the period before
     # day, active members, messages, referrals credited
     daily: list[tuple[str, int, int, int]] = field(default_factory=list)
+    # day, every metric summed over the platforms (questions, answered... per day)
+    daily_counts: list[tuple[str, dict[str, int]]] = field(default_factory=list)
 
     def platforms(self) -> list[str]:
         """Platforms that saw anything in the period or the active windows."""
         seen = [p for p in PLATFORMS
-                if any(self.counts[p].values()) or any(w[p] for w in self.active.values())]
+                if any(self.counts[p].values()) or any(w.get(p) for w in self.active.values())]
         return seen
 
     def as_dict(self) -> dict[str, object]:
@@ -123,19 +125,23 @@ class Analytics:
             pipe.expire(keys.stats_ranked(day, "interests"), RETENTION_S)
             await pipe.execute()
 
-    async def report(self, merchant: str, now: float, days: int = 7, top: int = 5) -> StatsReport:
+    async def report(self, merchant: str, now: float, days: int = 7, top: int = 5,
+                     per_platform: bool = True) -> StatsReport:
         """Exact figures for the `days` days ending today (the day of `now`).
 
+        `per_platform=False` counts active members only combined (`active[w]` has just
+        `all`), half the set work: the dashboard's overview shows no more.
+
         Reads every bucket it needs in a handful of pipelines (about 5 round trips whatever
-        the period), then does the set arithmetic here.
+        the period); the distinct-member counts are computed in Redis (`_active_counts`).
         """
         if not 1 <= days <= 60:
             raise ValueError("the period must be 1 to 60 days")
         keys = Keys(merchant)
         window = self.calendar.days_back(now, days)
         span = self.calendar.days_back(now, max(days, *ACTIVE_WINDOWS))
-        sets = await self._active_sets(keys, span)
-        active = {w: _count_active(sets, span[-w:]) for w in ACTIVE_WINDOWS}
+        active, active_daily = await self._active_counts(
+            keys, span, window, (*PLATFORMS, ALL) if per_platform else (ALL,))
         counts: dict[str, dict[str, int]] = {p: dict.fromkeys(METRICS, 0)
                                              for p in (*PLATFORMS, ALL)}
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -143,6 +149,7 @@ class Analytics:
                 pipe.hgetall(keys.stats_counts(day))
             per_day = cast(list[dict[str, str]], await pipe.execute())
         daily = []
+        daily_counts: list[tuple[str, dict[str, int]]] = []
         for day, raw in zip(window, per_day, strict=True):
             day_total: Counter[str] = Counter()
             for name, value in raw.items():
@@ -151,8 +158,9 @@ class Analytics:
                     counts[platform][metric] += int(value)
                     counts[ALL][metric] += int(value)
                     day_total[metric] += int(value)
-            daily.append((day, _count_active(sets, [day])[ALL], day_total["messages"],
+            daily.append((day, active_daily[day], day_total["messages"],
                           day_total["ref_credited"]))
+            daily_counts.append((day, {m: day_total[m] for m in METRICS}))
         sources = await self._ranked(keys, window, "sources")
         labels = await self.redis.hgetall(keys.stats_labels())
         before = self.calendar.days_back(now - days * 86_400, days)
@@ -162,18 +170,38 @@ class Analytics:
             days=days, end_day=window[-1], active=active, counts=counts,
             sources=[(str(labels.get(s, s)), c) for s, c in sources[:top]],
             interests=[(i, c, interests_before.get(i, 0)) for i, c in interests_now[:top]],
-            daily=daily,
+            daily=daily, daily_counts=daily_counts,
         )
 
-    async def _active_sets(self, keys: Keys, days: list[str]) -> dict[tuple[str, str], set[str]]:
-        """(day, platform) → the members active then."""
-        pairs = [(d, p) for d in days for p in PLATFORMS]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for day, platform in pairs:
-                pipe.smembers(keys.stats_active(day, platform))
-            found = cast(list[set[str]], await pipe.execute())
-        return {pair: {str(m) for m in members} for pair, members in zip(pairs, found,
-                                                                          strict=True)}
+    async def _active_counts(self, keys: Keys, span: list[str], window: list[str],
+                             groups: tuple[str, ...]) -> tuple[dict[int, dict[str, int]],
+                                                              dict[str, int]]:
+        """Members active in each of the last 1, 7 and 30 days of `span` (for each of
+        `groups`: platforms and `all`), and combined on each day of `window`.
+
+        A window's count is the size of a union of the per-day sets, taken in Redis: SUNIONSTORE
+        into one scratch key answers the union's size, and the MULTI around them (with the
+        scratch key deleted last) keeps concurrent reports apart. Reading the sets instead
+        moved every member id of a month to Python: ~300 ms with 10,000 members.
+        """
+        unions: list[list[str]] = []
+        for w in ACTIVE_WINDOWS:
+            days = span[-w:]
+            unions += [[keys.stats_active(d, g) for d in days] for g in groups]
+        scratch = keys.stats_scratch()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for sources in unions:
+                pipe.sunionstore(scratch, sources)
+            pipe.delete(scratch)
+            for day in window:  # `all` holds each day's members of every platform
+                pipe.scard(keys.stats_active(day, ALL))
+            replies = [int(n) for n in await pipe.execute()]
+        sizes, daily = replies[:len(unions)], replies[len(unions) + 1:]
+        active: dict[int, dict[str, int]] = {}
+        for w in ACTIVE_WINDOWS:
+            counts, sizes = sizes[:len(groups)], sizes[len(groups):]
+            active[w] = dict(zip(groups, counts, strict=True))
+        return active, dict(zip(window, daily, strict=True))
 
     async def _ranked(self, keys: Keys, days: list[str], what: str) -> list[tuple[str, int]]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -186,13 +214,6 @@ class Analytics:
                 total[str(item)] += int(score)
         # Ties break by name so the report reads the same every time.
         return sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def _count_active(sets: dict[tuple[str, str], set[str]], days: list[str]) -> dict[str, int]:
-    members = {p: set().union(*(sets[(d, p)] for d in days)) for p in PLATFORMS}
-    result = {p: len(m) for p, m in members.items()}
-    result[ALL] = len(set().union(*members.values()))
-    return result
 
 
 def format_report(report: StatsReport) -> str:

@@ -166,7 +166,28 @@ class FaqGaps:
                 "questions": json.dumps(gap.questions), "draft": gap.draft,
             })
             await self.redis.expire(keys.gap(gap.id), GAP_TTL_S)
+        async with self.redis.pipeline(transaction=True) as pipe:  # what `latest` shows
+            pipe.delete(keys.gaps_latest())
+            if gaps:
+                pipe.rpush(keys.gaps_latest(), *[g.id for g in gaps])
+                pipe.expire(keys.gaps_latest(), GAP_TTL_S)
+            await pipe.execute()
         return gaps
+
+    async def latest(self, merchant: str) -> list[Gap]:
+        """The gaps the last `find` ranked that are still open, without the model (the
+        dashboard shows these at once; a search refreshes them)."""
+        keys = Keys(merchant)
+        ids = [str(i) for i in await self.redis.lrange(keys.gaps_latest(), 0, -1)]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for gap_id in ids:
+                pipe.hgetall(keys.gap(gap_id))
+            stored = cast(list[dict[str, str]], await pipe.execute())
+        return [Gap(id=gap_id, question=data["question"], asked=int(data.get("asked") or 0),
+                    askers=int(data.get("askers") or 0),
+                    questions=list(json.loads(data.get("questions") or "[]")),
+                    draft=data.get("draft", ""))
+                for gap_id, data in zip(ids, stored, strict=True) if data.get("question")]
 
     async def draft(self, question: str) -> str:
         result = await self.lm.generate(GenerationRequest(

@@ -145,8 +145,9 @@ class Growth:
         return parse_start_payload(change.invite) or await self.referrals.code_for_invite(
             merchant, change.platform.value, invite_id(change.invite))
 
-    async def stats(self, merchant: str, days: int = 7, now: float | None = None) -> StatsReport:
+    async def stats(self, merchant: str, days: int = 7, now: float | None = None,
+                    per_platform: bool = True) -> StatsReport:
         """Figures for `/stats`; pending referrals are settled first so credits are current."""
         at = time.time() if now is None else now
         await self.referrals.settle(merchant, at)
-        return await self.analytics.report(merchant, at, days)
+        return await self.analytics.report(merchant, at, days, per_platform=per_platform)

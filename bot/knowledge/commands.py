@@ -57,7 +57,7 @@ class KnowledgeCommands:
     async def faq_add(self, ctx: CommandContext) -> str:
         raw = {"id": ctx.args["id"], "question": ctx.args["question"],
                "answer": ctx.args["answer"]}
-        entry = _valid_entry(raw)
+        entry = valid_entry(raw)
         if await self.knowledge.faq(ctx.merchant, entry.id) is not None:
             raise UserInputError(f"FAQ entry {entry.id!r} already exists; change it with "
                                  f"/faq edit {entry.id} <field> <value>.")
@@ -69,7 +69,7 @@ class KnowledgeCommands:
         field, value = ctx.args["field"], str(ctx.args["value"]).strip()
         raw = current.as_record()
         raw[field] = value
-        entry = _valid_entry(raw)
+        entry = valid_entry(raw)
         await self.knowledge.import_faq(ctx.merchant, [entry])
         return f"FAQ entry {entry.id!r}: {field} updated."
 
@@ -119,7 +119,12 @@ class KnowledgeCommands:
         return entry
 
 
-def _valid_entry(raw: dict[str, Any]) -> FaqEntry:
+def valid_entry(raw: dict[str, Any]) -> FaqEntry:
+    """One FAQ entry checked like an import row (the commands and the dashboard's form).
+
+    Raises:
+        UserInputError: every problem, in one sentence.
+    """
     errors = RowErrors()
     entry = faq_from_row(raw, 1, errors)
     if entry is None:

@@ -182,6 +182,10 @@ class Keys:
         """Sorted set of counts per item that day (`sources`, `interests`)."""
         return f"{self.root}:stats:{day}:{what}"
 
+    def stats_scratch(self) -> str:
+        """Set written and deleted inside one MULTI while a report counts unions."""
+        return f"{self.root}:stats:scratch"
+
     def stats_labels(self) -> str:
         return f"{self.root}:stats:labels"
 
@@ -293,6 +297,29 @@ class Keys:
 
     def catalog_sync_lock(self) -> str:
         return f"{self.root}:catalog_sync:lock"
+
+    # Web dashboard (issue 21): one-time sign-in links and sessions (stored under a hash of
+    # the secret, so a copy of Redis holds nothing a browser could present), the audit log,
+    # progress of long work, and the ranking of the last FAQ gap search
+    def dashboard_link(self, token_hash: str) -> str:
+        return f"{self.root}:dashboard:link:{token_hash}"
+
+    def dashboard_link_used(self, token_hash: str) -> str:
+        return f"{self.root}:dashboard:link_used:{token_hash}"
+
+    def dashboard_session(self, session_hash: str) -> str:
+        return f"{self.root}:dashboard:session:{session_hash}"
+
+    def dashboard_audit(self) -> str:
+        """List of JSON entries, newest first, capped."""
+        return f"{self.root}:dashboard:audit"
+
+    def dashboard_job(self, job_id: str) -> str:
+        return f"{self.root}:dashboard:job:{job_id}"
+
+    def gaps_latest(self) -> str:
+        """List of the gap ids the last search found, most asked first."""
+        return f"{self.root}:gap:latest"
 
 
 # Campaigns (bot/campaigns): the one APScheduler job store every process shares.

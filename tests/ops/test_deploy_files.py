@@ -220,7 +220,9 @@ def test_compose_services_run_real_commands_and_check_real_ports() -> None:
         env = environments[f"compose {name}"]
         remote |= service["command"][0] == "run" and env.get("SHOPKEEP_LM_BACKEND") == "remote"
         published = {int(p.split(":")[-1]) for p in service.get("ports", [])}
-        assert published <= {int(env["SHOPKEEP_METRICS_PORT"])}, name
+        listening = {int(env[port]) for port in ("SHOPKEEP_METRICS_PORT",
+                                                 "SHOPKEEP_DASHBOARD_PORT") if port in env}
+        assert published <= listening, name
         if "healthcheck" in service:
             url = re.search(r"http://127\.0\.0\.1:(\d+)(/\w+)", " ".join(service["healthcheck"]
                                                                           ["test"]))
